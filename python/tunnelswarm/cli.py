@@ -1,0 +1,303 @@
+"""``tunnelswarm`` command line.
+
+``tunnelswarm connect URL`` — one emulated client with openconnect's flag names where
+the meaning is the same. Every error is one line on stderr (``tunnelswarm: error: …``)
+and a non-zero exit status; tracebacks only with ``-vv``.
+
+Exit status of ``connect``: 0 only when the tunnel carried traffic (with ``--ping``:
+at least one echo reply; without: a DPD round trip over CSTP); 1 a failure of the
+tunnel or headend; 2 bad usage or configuration; 3 login refused; 130 interrupted
+before the tunnel carried traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import trio
+
+from tunnelswarm.config.profile import PROFILES
+from tunnelswarm.errors import AuthError, ConfigError, TunnelswarmError
+
+__all__ = ["main"]
+
+PROG = "tunnelswarm"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Protocol-accurate Cisco AnyConnect client emulator and load tester.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    c = sub.add_parser(
+        "connect",
+        help="connect one emulated client and ping through the tunnel",
+        description="Log in to an AnyConnect headend, bring up the CSTP tunnel and ping through it.",
+    )
+    c.add_argument("url", metavar="URL", help="headend URL, https://host[:port][/group-path]")
+    c.add_argument("-u", "--user", help="username")
+    pw = c.add_mutually_exclusive_group()
+    pw.add_argument("--passwd-on-stdin", action="store_true", help="read the password from stdin")
+    pw.add_argument("--password-env", metavar="VAR", help="take the password from environment VAR")
+    c.add_argument(
+        "--servercert",
+        action="append",
+        default=[],
+        metavar="pin-sha256:B64",
+        help="accept the server certificate whose public key has this pin (repeatable)",
+    )
+    c.add_argument("--cafile", help="PEM file of CA certificates to trust instead of the system's")
+    c.add_argument("--insecure", action="store_true", help="accept any server certificate (unsafe)")
+    c.add_argument("--authgroup", help="tunnel group to select at login")
+    c.add_argument("--useragent", help="User-Agent to send (only this header changes)")
+    c.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="openconnect-9.01",
+        help="client identity to emulate (default openconnect-9.01)",
+    )
+    c.add_argument("--base-mtu", type=_positive_int, help="link MTU to announce (X-CSTP-Base-MTU)")
+    c.add_argument("--mtu", type=_positive_int, help="tunnel MTU to request (X-CSTP-MTU)")
+    c.add_argument("--no-dtls", action="store_true", help="do not offer DTLS")
+    c.add_argument(
+        "--reconnect-timeout",
+        type=_positive_float,
+        default=300.0,
+        metavar="S",
+        help="give up reconnecting after S seconds (default 300)",
+    )
+    c.add_argument("--ping", metavar="TARGET", help="IPv4 address to ping through the tunnel")
+    c.add_argument("--ping-count", type=_positive_int, default=5, metavar="N", help="probes (default 5)")
+    c.add_argument(
+        "--ping-interval", type=_positive_float, default=1.0, metavar="S", help="seconds between probes"
+    )
+    c.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=0.0,
+        metavar="S",
+        help="keep the tunnel up at least S seconds (default: until the pings are done)",
+    )
+    c.add_argument("-v", "--verbose", action="count", default=0, help="protocol log (-vv: debug)")
+    return parser
+
+
+def _password(args: argparse.Namespace, stdin: TextIO) -> str | None:
+    if args.passwd_on_stdin:
+        line = stdin.readline()
+        if not line:
+            raise ConfigError("--passwd-on-stdin given but stdin is empty")
+        return line.rstrip("\r\n")
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            raise ConfigError(f"--password-env {args.password_env}: variable is not set")
+        return value
+    return None
+
+
+def _print_params(session: object, out: TextIO) -> None:
+    from tunnelswarm.client.session import ClientSession
+
+    assert isinstance(session, ClientSession)
+    p = session.params
+    assert p is not None
+    w = out.write
+    w(f"Connected to {session.target.url} ({session.tls_version}, {session.tls_cipher})\n")
+    w(f"  server certificate  {session.server_pin}\n")
+    if p.server_name:
+        w(f"  server              {p.server_name}\n")
+    w(f"  address             {p.address or '-'}/{p.netmask or '-'}")
+    if p.address_ip6:
+        w(f"  {p.address_ip6}")
+    w("\n")
+    if p.dns:
+        w(f"  DNS                 {', '.join(p.dns)}\n")
+    if p.split_include:
+        w(f"  split-include       {', '.join(p.split_include)}\n")
+    dtls_mtu = p.dtls_mtu if p.dtls_mtu is not None else "-"
+    w(
+        f"  MTU                 tunnel {p.tunnel_mtu} (X-CSTP-MTU {p.cstp_mtu}, X-DTLS-MTU {dtls_mtu});"
+        f" requested base {session.base_mtu}, mtu {session.requested_mtu}\n"
+    )
+    w(f"  DPD                 {p.dpd} s   keepalive {p.keepalive} s\n")
+    rekey = f"{p.rekey_method} every {p.rekey_time} s" if p.rekey_method != "none" else "none"
+    w(f"  rekey               {rekey}\n")
+
+    def t(v: int | None) -> str:
+        return "none" if not v else f"{v} s"
+
+    w(
+        f"  timeouts            idle {t(p.idle_timeout)}, session {t(p.session_timeout)},"
+        f" disconnected {t(p.disconnected_timeout)}\n"
+    )
+    if session.options.no_dtls:
+        w("  DTLS                not offered (--no-dtls)\n")
+    elif p.dtls_offered:
+        w(
+            f"  DTLS                offered by headend: cipher {p.dtls_cipher}, port {p.dtls_port},"
+            " DPD {0} s; data stays on CSTP in this build\n".format(p.dtls_dpd)
+        )
+    else:
+        w("  DTLS                not offered by the headend\n")
+    out.flush()
+
+
+async def _connect(args: argparse.Namespace, password: str | None, out: TextIO) -> int:
+    from dataclasses import replace
+
+    from tunnelswarm.client.session import ClientOptions, open_client
+
+    profile = PROFILES[args.profile]
+    if args.useragent:
+        profile = replace(profile, user_agent=args.useragent)
+    options = ClientOptions(
+        url=args.url,
+        user=args.user,
+        password=password,
+        authgroup=args.authgroup,
+        servercert=tuple(args.servercert),
+        cafile=args.cafile,
+        insecure=args.insecure,
+        profile=profile,
+        base_mtu=args.base_mtu,
+        mtu=args.mtu,
+        no_dtls=args.no_dtls,
+        reconnect_timeout=args.reconnect_timeout,
+        keylog_file=os.environ.get("SSLKEYLOGFILE") or None,
+    )
+    carried = False
+    interrupted = False
+    failures: list[TunnelswarmError] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                nonlocal interrupted
+                async for _ in signals:
+                    interrupted = True
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(watch_signals)
+
+            async def job() -> None:
+                try:
+                    await run_session()
+                except TunnelswarmError as e:
+                    failures.append(e)
+                nursery.cancel_scope.cancel()
+
+            async def run_session() -> None:
+                nonlocal carried
+                async with open_client(options, bye_text="Aborted by caller") as session:
+                    _print_params(session, out)
+                    start = trio.current_time()
+                    if args.ping:
+                        p = session.params
+                        assert p is not None
+                        out.write(
+                            f"PING {args.ping} through the tunnel from {p.address}: 56 data bytes\n"
+                        )
+                        report = await session.adapter.ping(
+                            args.ping,
+                            count=args.ping_count,
+                            interval=args.ping_interval,
+                            on_reply=lambda r: out.write(
+                                f"{r.size - 20} bytes from {args.ping}: icmp_seq={r.seq} "
+                                f"ttl={r.ttl} time={r.rtt_ms:.3f} ms\n"
+                            ),
+                            on_error=lambda e: out.write(f"{e}\n"),
+                        )
+                        s = report.stats
+                        loss = 100.0 * float(s["loss_ratio"])  # type: ignore[arg-type]
+                        out.write(f"--- {args.ping} tunnel ping statistics ---\n")
+                        out.write(
+                            f"{s['sent']} packets transmitted, {s['received']} received, "
+                            f"{loss:.0f}% packet loss\n"
+                        )
+                        if s["rtt_min_us"] is not None:
+                            vals = [
+                                float(s[k]) / 1000.0  # type: ignore[arg-type]
+                                for k in ("rtt_min_us", "rtt_avg_us", "rtt_max_us", "rtt_mdev_us")
+                            ]
+                            out.write("rtt min/avg/max/mdev = {:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n".format(*vals))
+                        carried = report.received > 0
+                    else:
+                        carried = await session.check_round_trip()
+                    rest = args.duration - (trio.current_time() - start)
+                    if rest > 0:
+                        await trio.sleep(rest)
+                    out.write(
+                        f"Disconnecting: {session.reconnects} reconnect(s); "
+                        f"tunnel {'carried traffic' if carried else 'carried NO traffic'}\n"
+                    )
+                    out.flush()
+
+            nursery.start_soon(job)
+    if failures:
+        raise failures[0]
+    if interrupted and not carried:
+        out.write("Interrupted.\n")
+        return 130
+    return 0 if carried else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        password = _password(args, sys.stdin)
+        return trio.run(_connect, args, password, sys.stdout)
+    except AuthError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 3
+    except ConfigError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except TunnelswarmError as e:
+        if args.verbose >= 2:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,710 @@
+"""One emulated AnyConnect client: login, CONNECT, CSTP, timers, reconnect, disconnect.
+
+Theory of operation
+-------------------
+``open_client(options)`` is an async context manager. On entry it logs in (XML
+aggregate auth, protocol.md §2.3–§2.4, or the legacy form of §2.5), keeps the
+``webvpn`` cookie, sends ``CONNECT /CSCOSSLC/tunnel`` with the profile's headers
+(§3.2), parses the answer once into :class:`TunnelParams` (§3.3) and switches the
+connection's Rust core to CSTP mode. A background task then runs the tunnel:
+
+* a reader task feeds socket bytes into the core and dispatches its events — DATA to
+  the virtual adapter, DISCONNECT/TERMINATE end the session (openconnect does not
+  reconnect after them, §4.3);
+* a timer task sleeps until the core's ``next_deadline()`` and calls
+  ``handle_timeout`` (§7.1 keepalive and DPD); ``peer-dead`` or a lost TLS connection
+  start a reconnect;
+* reconnect (§7.4): new TCP + TLS + the same CONNECT with the same cookie and
+  ``X-DTLS-Master-Secret`` plus ``X-CSTP-Address`` of the first session; retries after
+  10, 20, … 100 s until ``--reconnect-timeout`` is spent; ``401`` ends the session
+  (:class:`CookieRejected`), so does a different address (:class:`AddressChanged`);
+* rekey (§7.3): ``new-tunnel`` reconnects; ``ssl`` is a TLS 1.3 KeyUpdate when the
+  connection is TLS 1.3, otherwise (rustls does not renegotiate TLS 1.2) the
+  ``new-tunnel`` fallback openconnect also uses when an ssl rekey fails.
+
+On exit the client sends DISCONNECT ``b0`` (user requested, which also logs the cookie
+out on ocserv, §4.3) and closes TLS. A terminal failure of the background task (server
+terminate, cookie rejected, reconnect timeout) is raised from the context manager as
+the typed error. DTLS is a later issue: DTLS headers are offered as the profile says,
+and data stays on CSTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from tunnelswarm._core import CstpConnection, CstpEvent
+from tunnelswarm.client.adapter import VirtualAdapter
+from tunnelswarm.client.mtu import choose_base_mtu, read_tcp_info, request_mtu
+from tunnelswarm.client.reconnect import ReconnectPolicy
+from tunnelswarm.config.params import TunnelParams, parse_tunnel_headers
+from tunnelswarm.config.profile import OPENCONNECT_9_01, ClientProfile
+from tunnelswarm.drive.stream import TlsStream, now_us, wall_time
+from tunnelswarm.errors import (
+    AddressChanged,
+    AuthError,
+    ConfigError,
+    ConnectionLost,
+    CookieRejected,
+    HttpProtocolError,
+    LocalProtocolError,
+    ReconnectTimeout,
+    RemoteProtocolError,
+    ServiceUnavailable,
+    SessionTerminated,
+    TlsError,
+    TunnelswarmError,
+)
+from tunnelswarm.http import auth
+from tunnelswarm.http.client import CookieJar, HttpConnection, HttpResponse
+
+__all__ = ["ClientOptions", "ClientSession", "Target", "open_client", "parse_url"]
+
+BYE_USER = 0xB0
+MAX_AUTH_ROUNDS = 10
+MAX_REDIRECTS = 3
+
+#: opens a Trio stream to (host, port); tests inject in-memory networks here
+StreamOpener = Callable[[str, int], Awaitable[trio.abc.Stream]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the headend is: parsed from the user's URL."""
+
+    host: str
+    port: int
+    path: str
+
+    @property
+    def host_header(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return h if self.port == 443 else f"{h}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        base = f"https://{self.host_header}"
+        return base if self.path == "/" else base + self.path
+
+
+def parse_url(url: str) -> Target:
+    """``https://host[:port][/path]`` (the scheme may be omitted). ConfigError if bad."""
+    raw = url.strip()
+    if "://" not in raw:
+        raw = "https://" + raw
+    try:
+        u = urllib.parse.urlsplit(raw)
+        port = u.port or 443
+    except ValueError as e:
+        raise ConfigError(f"bad headend URL {url!r}: {e}") from None
+    if u.scheme != "https":
+        raise ConfigError(f"bad headend URL {url!r}: scheme must be https")
+    if not u.hostname:
+        raise ConfigError(f"bad headend URL {url!r}: no host")
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    return Target(u.hostname, port, path)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """Everything one emulated client needs to know. CLI flags map 1:1 onto it."""
+
+    url: str
+    user: str | None = None
+    password: str | None = None
+    authgroup: str | None = None
+    servercert: tuple[str, ...] = ()
+    cafile: str | None = None
+    insecure: bool = False
+    profile: ClientProfile = OPENCONNECT_9_01
+    base_mtu: int | None = None
+    mtu: int | None = None
+    no_dtls: bool = False
+    reconnect_timeout: float = 300.0
+    hostname: str = field(default_factory=socket.gethostname)
+    connect_timeout: float = 30.0
+    keylog_file: str | None = None
+    tls12_only: bool = False
+    seed: int | None = None
+
+
+def _ca_bundle(options: ClientOptions) -> bytes | None:
+    """PEM bytes of --cafile, or of the system bundle (read here: the core does no IO)."""
+    if options.cafile:
+        try:
+            return Path(options.cafile).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read --cafile {options.cafile}: {e.strerror}") from None
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            try:
+                return Path(candidate).read_bytes()
+            except OSError:
+                continue
+    return None
+
+
+async def _default_opener(host: str, port: int) -> trio.abc.Stream:
+    return await trio.open_tcp_stream(host, port)
+
+
+class ClientSession:
+    """State and behaviour of one emulated client. Use :func:`open_client`."""
+
+    def __init__(
+        self,
+        options: ClientOptions,
+        *,
+        opener: StreamOpener | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        for pin in options.servercert:
+            if not pin.startswith("pin-sha256:"):
+                raise ConfigError(f"--servercert {pin!r}: expected pin-sha256:<base64>")
+        self.options = options
+        self.target = parse_url(options.url)
+        self.log = log or logging.getLogger("tunnelswarm.client")
+        self._opener = opener or _default_opener
+        self._rng = random.Random(options.seed)
+        self._ca_pem = (
+            None if (options.servercert or options.insecure) else _ca_bundle(options)
+        )
+        self.cookies = CookieJar()
+        self.cookie: str | None = None
+        self.master_secret = self._rng.randbytes(48).hex().upper()
+        self.params: TunnelParams | None = None
+        self.first_params: TunnelParams | None = None
+        self.base_mtu = 0
+        self.requested_mtu = 0
+        self.server_pin: str | None = None
+        self.tls_version: str | None = None
+        self.tls_cipher: str | None = None
+        self.adapter = VirtualAdapter(self._send_packet)
+        self.reconnects = 0
+        self.connected = trio.Event()
+        self.failure: TunnelswarmError | None = None
+        self.closing = False
+        self._stream: TlsStream | None = None
+        self._http: HttpConnection | None = None
+        self._tunnel_up = False
+        self._dpd_waiters: list[trio.Event] = []
+
+    # ------------------------------------------------------------------ connections
+    async def _open_stream(self) -> TlsStream:
+        t = self.target
+        conn = CstpConnection.client(
+            t.host,
+            wall_time=wall_time(),
+            ca_pem=self._ca_pem,
+            pins=list(self.options.servercert),
+            insecure=self.options.insecure,
+            keylog=self.options.keylog_file is not None,
+            tls12_only=self.options.tls12_only,
+        )
+        try:
+            with trio.fail_after(self.options.connect_timeout):
+                raw = await self._opener(t.host, t.port)
+        except trio.TooSlowError:
+            raise ConnectionLost(f"TCP connect to {t.host_header} timed out") from None
+        except OSError as e:
+            raise ConnectionLost(f"TCP connect to {t.host_header} failed: {e.strerror or e}") from None
+        stream = TlsStream(raw, conn)
+        try:
+            with trio.fail_after(self.options.connect_timeout):
+                await stream.handshake()
+        except trio.TooSlowError:
+            await stream.aclose()
+            raise ConnectionLost(f"TLS handshake with {t.host_header} timed out") from None
+        except BaseException:
+            self.server_pin = conn.peer_pin or self.server_pin
+            await stream.aclose()
+            raise
+        self.server_pin = conn.peer_pin
+        self.tls_version = conn.protocol_version
+        self.tls_cipher = conn.cipher_suite
+        self._write_keylog(conn)
+        self.log.debug(
+            "TLS to %s: %s %s, server %s", t.host_header, self.tls_version, self.tls_cipher,
+            self.server_pin,
+        )
+        return stream
+
+    def _write_keylog(self, conn: CstpConnection) -> None:
+        lines = conn.take_keylog()
+        if lines and self.options.keylog_file:
+            with open(self.options.keylog_file, "a", encoding="ascii") as f:
+                f.writelines(line + "\n" for line in lines)
+
+    async def _http_conn(self) -> HttpConnection:
+        if self._http is None or not self._http.usable:
+            if self._http is not None:
+                await self._http.stream.aclose()
+            self._http = HttpConnection(await self._open_stream())
+        return self._http
+
+    # ------------------------------------------------------------------ login
+    def _auth_headers(self, body: bytes, content_type: str | None, xml: bool) -> list[tuple[str, str]]:
+        p = self.options.profile
+        h = [("Host", self.target.host_header), ("User-Agent", p.user_agent)]
+        if (c := self.cookies.header()) is not None:
+            h.append(("Cookie", c))
+        h += [("Accept", "*/*"), ("Accept-Encoding", "identity"), ("X-Transcend-Version", "1")]
+        if xml:
+            h.append(("X-Aggregate-Auth", "1"))
+            if p.support_http_auth:
+                h.append(("X-Support-HTTP-Auth", "true"))
+        if content_type is not None:
+            h.append(("X-Pad", auth.x_pad(len(body))))
+            h.append(("Content-Type", content_type))
+        return h
+
+    async def _auth_request(
+        self, method: str, path: str, body: bytes = b"", *, xml: bool, form: bool = False
+    ) -> HttpResponse:
+        ctype = None
+        if method == "POST":
+            ctype = "application/xml; charset=utf-8" if not form else "application/x-www-form-urlencoded"
+        http = await self._http_conn()
+        resp = await http.request(method, path, self._auth_headers(body, ctype, xml), body)
+        self.cookies.update(resp.header_all("Set-Cookie"))
+        self.log.debug("%s %s -> %d %s", method, path, resp.status, resp.reason)
+        return resp
+
+    def _init_body(self, group: str | None) -> bytes:
+        p = self.options.profile
+        return auth.build_init(
+            version=p.xml_version,
+            device_id=p.device_id,
+            group_access=self.target.url,
+            group_select=group,
+            aggregate_auth_version=p.aggregate_auth_version,
+            capabilities=p.capabilities,
+        )
+
+    def _fill(self, form: auth.AuthForm) -> dict[str, str]:
+        values: dict[str, str] = {}
+        passwords = 0
+        for item in form.inputs:
+            if item.type in ("hidden", "submit", "sso", "reset", "button"):
+                continue
+            name = item.name
+            if item.type == "password" or name in ("password", "answer", "new_password"):
+                if name.startswith("verify_"):
+                    continue
+                passwords += 1
+                if passwords > 1 or name not in ("password", "answer"):
+                    raise AuthError(
+                        f"headend asks for {name!r} ({item.label or 'second factor'}); "
+                        "tunnelswarm answers one password only"
+                    )
+                if self.options.password is None:
+                    raise ConfigError("headend asks for a password; give --passwd-on-stdin or --password-env")
+                values[name] = self.options.password
+            elif name == "username":
+                if self.options.user is None:
+                    raise ConfigError("headend asks for a username; give -u/--user")
+                values[name] = self.options.user
+            else:
+                raise AuthError(
+                    f"headend asks for {name!r} ({item.label or item.type}); "
+                    "tunnelswarm answers username and password only"
+                )
+        return values
+
+    def _choose_group(self, form: auth.AuthForm) -> str | None:
+        select = form.group_select()
+        if select is None:
+            return self.options.authgroup
+        offered = [o.value for o in select.options] + [o.label for o in select.options]
+        if self.options.authgroup is not None:
+            if self.options.authgroup not in offered:
+                names = ", ".join(o.value for o in select.options) or "none"
+                raise AuthError(
+                    f"group {self.options.authgroup!r} is not offered by the headend (offered: {names})"
+                )
+            for o in select.options:
+                if self.options.authgroup in (o.value, o.label):
+                    return o.value
+        default = select.default()
+        return default.value if default else None
+
+    async def authenticate(self) -> None:
+        """Log in and keep the session cookie (protocol.md §2)."""
+        resp = await self._auth_request("POST", self.target.path, self._init_body(None), xml=True)
+        if resp.status == 401:
+            raise AuthError(f"login refused by headend: {resp.status} {resp.reason}")
+        if resp.status != 200:
+            self.log.info("XML login answered %d %s; trying the legacy form login", resp.status, resp.reason)
+            await self._legacy_login()
+            return
+        group_sent = False
+        submitted = 0
+        group: str | None = None
+        for _ in range(MAX_AUTH_ROUNDS):
+            if resp.status == 401:
+                raise AuthError(f"login failed: {resp.status} {resp.reason}")
+            if resp.status != 200:
+                raise HttpProtocolError(f"login answered {resp.status} {resp.reason}")
+            doc = auth.parse_auth_response(resp.body, content_type=resp.header("Content-Type"))
+            if isinstance(doc, auth.AuthComplete):
+                self._take_cookie(doc)
+                return
+            if doc.legacy:
+                await self._legacy_login(first=resp)
+                return
+            failure = auth.classify_failure(doc)
+            if failure is not None and submitted:
+                raise AuthError(f"login failed: {failure}")
+            if doc.group_select() is not None and not group_sent:
+                # openconnect 9.01: a group_list select triggers a second init naming the group
+                group = self._choose_group(doc)
+                group_sent = True
+                resp = await self._auth_request("POST", self.target.path, self._init_body(group), xml=True)
+                continue
+            if group is None:
+                group = self._choose_group(doc)
+            p = self.options.profile
+            body = auth.build_auth_reply(
+                doc,
+                self._fill(doc),
+                version=p.xml_version,
+                device_id=p.device_id,
+                group_select=group,
+                capabilities=p.capabilities,
+                aggregate_auth_version=p.aggregate_auth_version,
+            )
+            submitted += 1
+            resp = await self._auth_request("POST", doc.action or "/", body, xml=True)
+        raise AuthError(f"login did not complete within {MAX_AUTH_ROUNDS} rounds")
+
+    async def _legacy_login(self, first: HttpResponse | None = None) -> None:
+        """The non-XML form login (protocol.md §2.5)."""
+        if first is None:
+            if self._http is not None:
+                await self._http.stream.aclose()
+                self._http = None
+            resp = await self._auth_request("GET", self.target.path, xml=False)
+        else:
+            resp = first
+        for _ in range(MAX_AUTH_ROUNDS):
+            redirects = 0
+            while resp.status in (301, 302, 303, 307, 308) and redirects < MAX_REDIRECTS:
+                loc = resp.header("Location") or "/"
+                u = urllib.parse.urlsplit(loc)
+                if u.hostname and u.hostname != self.target.host:
+                    raise AuthError(f"headend redirects the login to another host: {loc}")
+                resp = await self._auth_request("GET", u.path or "/", xml=False)
+                redirects += 1
+            if resp.status == 401:
+                raise AuthError(f"login failed: {resp.status} {resp.reason}")
+            if resp.status != 200:
+                raise HttpProtocolError(f"legacy login answered {resp.status} {resp.reason}")
+            if self.cookies.get("webvpn"):
+                self.cookie = self.cookies.get("webvpn")
+                return
+            doc = auth.parse_auth_response(resp.body, content_type=resp.header("Content-Type"))
+            if isinstance(doc, auth.AuthComplete):
+                self._take_cookie(doc)
+                return
+            failure = auth.classify_failure(doc)
+            if failure is not None:
+                raise AuthError(f"login failed: {failure}")
+            body = auth.build_legacy_reply(doc, self._fill(doc), self._choose_group(doc))
+            resp = await self._auth_request("POST", doc.action or "/", body, xml=False, form=True)
+        raise AuthError(f"legacy login did not complete within {MAX_AUTH_ROUNDS} rounds")
+
+    def _take_cookie(self, doc: auth.AuthComplete) -> None:
+        cookie = self.cookies.get("webvpn") or doc.session_token
+        if not cookie:
+            raise AuthError("login completed but the headend gave no session cookie")
+        self.cookie = cookie
+
+    # ------------------------------------------------------------------ CONNECT
+    def _connect_headers(self, reconnect: bool) -> list[tuple[str, str]]:
+        o, p = self.options, self.options.profile
+        h = [
+            ("Host", self.target.host_header),
+            ("User-Agent", p.user_agent),
+            ("Cookie", f"webvpn={self.cookie}"),
+            ("X-CSTP-Version", "1"),
+            ("X-CSTP-Hostname", o.hostname),
+        ]
+        if p.cstp_protocol_blurb:
+            h.append(("X-CSTP-Protocol", "Copyright (c) 2004 Cisco Systems, Inc."))
+        h += [
+            ("X-CSTP-Base-MTU", str(self.base_mtu)),
+            ("X-CSTP-MTU", str(self.requested_mtu)),
+            ("X-CSTP-Address-Type", p.address_type),
+        ]
+        prev = self.first_params
+        if reconnect and prev is not None and prev.address:
+            h.append(("X-CSTP-Address", prev.address))
+        if p.full_ipv6_capability:
+            h.append(("X-CSTP-Full-IPv6-Capability", "true"))
+        if reconnect and prev is not None and prev.address_ip6:
+            h.append(("X-CSTP-Address", prev.address_ip6.split("/")[0]))
+        if not o.no_dtls:
+            h.append(("X-DTLS-Master-Secret", self.master_secret))
+            if p.dtls_ciphers:
+                h.append(("X-DTLS-CipherSuite", p.dtls_ciphers))
+            if p.dtls12_ciphers:
+                h.append(("X-DTLS12-CipherSuite", p.dtls12_ciphers))
+        return h
+
+    async def _open_tunnel(self, *, reconnect: bool) -> None:
+        """CONNECT on the auth connection (first time) or a new one; switch to CSTP."""
+        if reconnect or self._http is None or not self._http.usable:
+            if self._http is not None:
+                await self._http.stream.aclose()
+            self._http = HttpConnection(await self._open_stream())
+        http = self._http
+        stream = http.stream
+        sock = stream.socket()
+        info = read_tcp_info(sock) if hasattr(sock, "getsockopt") else None  # type: ignore[arg-type]
+        if not reconnect:
+            self.base_mtu = choose_base_mtu(self.options.base_mtu, info)
+            ipv6 = ":" in self.target.host
+            self.requested_mtu = request_mtu(self.base_mtu, ipv6=ipv6, user_mtu=self.options.mtu)
+        resp = await http.request("CONNECT", "/CSCOSSLC/tunnel", self._connect_headers(reconnect))
+        self._http = None  # the connection now belongs to the tunnel (or is dead)
+        if resp.status != 200:
+            await stream.aclose()
+            if resp.status == 401:
+                raise CookieRejected(f"headend refused the session cookie: {resp.status} {resp.reason}")
+            if resp.status == 503:
+                why = resp.header("X-Reason") or resp.reason
+                raise ServiceUnavailable(f"VPN service unavailable; reason: {why}")
+            raise ServiceUnavailable(f"CONNECT answered {resp.status} {resp.reason}")
+        params = parse_tunnel_headers(resp.headers)
+        first = self.first_params
+        if reconnect and first is not None:
+            if params.address != first.address or params.netmask != first.netmask:
+                await stream.aclose()
+                raise AddressChanged(
+                    f"reconnect gave a different address ({params.address} != {first.address})"
+                )
+        self.params = params
+        if first is None:
+            self.first_params = params
+        rekey = params.rekey_time if params.rekey_method != "none" else 0
+        stream.conn.start_cstp(
+            now_us(), dpd=params.dpd, keepalive=params.keepalive, rekey=rekey, leftover=resp.trailing
+        )
+        self._stream = stream
+        self._tunnel_up = True
+        self.adapter.configure(mtu=params.tunnel_mtu, address=params.address)
+        self.log.info(
+            "CSTP connected: address %s, MTU %d, DPD %d s, keepalive %d s",
+            params.address, params.tunnel_mtu, params.dpd, params.keepalive,
+        )
+        if params.dtls_offered and not self.options.no_dtls:
+            self.log.info("headend offers DTLS (%s); this build carries data over CSTP", params.dtls_cipher)
+        self.connected.set()
+
+    # ------------------------------------------------------------------ tunnel loop
+    async def _send_packet(self, packet: bytes) -> bool:
+        stream = self._stream
+        if stream is None or not self._tunnel_up:
+            return False
+        try:
+            stream.conn.send_data(now_us(), packet)
+            await stream.flush()
+        except LocalProtocolError:
+            return False
+        except (ConnectionLost, TlsError):
+            return False
+        return True
+
+    def _dispatch(self, events: list[CstpEvent]) -> str | None:
+        """Act on core events. Returns a reason to leave this tunnel, or None."""
+        for ev in events:
+            k = ev.kind
+            if k == "data":
+                self.adapter.deliver(ev.payload)
+            elif k in ("dpd-request", "dpd-response", "keepalive"):
+                self.log.debug("CSTP %s received", k)
+                if k == "dpd-response":
+                    waiters, self._dpd_waiters = self._dpd_waiters, []
+                    for w in waiters:
+                        w.set()
+            elif k == "disconnect":
+                code = f"{ev.reason:02x} " if ev.reason is not None else ""
+                raise SessionTerminated(f"headend disconnected the session: {code}{ev.text!r}".rstrip())
+            elif k == "terminate":
+                raise SessionTerminated("headend terminated the session (TERMINATE)")
+            elif k == "peer-dead":
+                return "DPD: no answer from the headend for more than 2 x DPD"
+            elif k == "rekey-due":
+                p = self.params
+                assert p is not None
+                if p.rekey_method == "ssl" and self.tls_version == "TLSv1_3" and self._stream:
+                    self._stream.conn.refresh_traffic_keys()
+                    self.log.info("rekey: TLS 1.3 key update")
+                else:
+                    return f"rekey ({p.rekey_method})"
+        return None
+
+    async def _serve_tunnel(self) -> str:
+        """Run one CSTP connection until it must be replaced. Returns why."""
+        stream = self._stream
+        assert stream is not None
+        why: list[str] = []
+        terminal: list[TunnelswarmError] = []
+
+        async with trio.open_nursery() as nursery:
+
+            def leave(reason: str) -> None:
+                if not why:
+                    why.append(reason)
+                nursery.cancel_scope.cancel()
+
+            async def guarded(body: Callable[[], Awaitable[None]]) -> None:
+                # connection loss → reconnect; anything else from the headend is terminal
+                try:
+                    await body()
+                except (ConnectionLost, TlsError) as e:
+                    leave(str(e))
+                except TunnelswarmError as e:
+                    terminal.append(e)
+                    leave(str(e))
+
+            async def reader() -> None:
+                while await stream.receive():
+                    if (r := self._dispatch(stream.conn.poll_events())) is not None:
+                        leave(r)
+                        return
+                self._dispatch(stream.conn.poll_events())
+                leave("TLS connection closed by the headend")
+
+            async def timers() -> None:
+                while True:
+                    deadline = stream.conn.next_deadline()
+                    if deadline is None:
+                        await trio.sleep_forever()
+                    else:
+                        await trio.sleep_until(deadline / 1_000_000)
+                    stream.conn.handle_timeout(now_us())
+                    await stream.flush()
+                    if (r := self._dispatch(stream.conn.poll_events())) is not None:
+                        leave(r)
+                        return
+
+            nursery.start_soon(guarded, reader)
+            nursery.start_soon(guarded, timers)
+        self._tunnel_up = False
+        if self._stream is stream:
+            self._stream = None
+        await stream.aclose()
+        if terminal:
+            raise terminal[0]
+        return why[0] if why else "tunnel stopped"
+
+    async def _reconnect(self, why: str) -> None:
+        self.reconnects += 1
+        self.connected = trio.Event()
+        self.log.warning("reconnecting: %s", why)
+        schedule = ReconnectPolicy(timeout=self.options.reconnect_timeout).schedule()
+        while True:
+            try:
+                await self._open_tunnel(reconnect=True)
+                self.log.info("reconnected (attempt %d)", schedule.attempts + 1)
+                return
+            except (CookieRejected, AddressChanged):
+                raise
+            except (ConnectionLost, RemoteProtocolError, ServiceUnavailable) as e:
+                delay = schedule.after_failure()
+                if delay is None:
+                    raise ReconnectTimeout(
+                        f"no reconnect within --reconnect-timeout {self.options.reconnect_timeout:g} s "
+                        f"after {schedule.attempts} attempts; last error: {e}"
+                    ) from None
+                self.log.warning("reconnect failed (%s); retrying in %g s", e, delay)
+                await trio.sleep(delay)
+
+    async def run(self) -> None:
+        """Serve the tunnel, reconnecting as needed, until closed or a terminal error."""
+        while True:
+            why = await self._serve_tunnel()
+            if self.closing:
+                return
+            await self._reconnect(why)
+
+    async def check_round_trip(self, timeout: float = 5.0) -> bool:
+        """Send a CSTP DPD request and wait for the answer: proof the tunnel carries frames."""
+        stream = self._stream
+        if stream is None or not self._tunnel_up:
+            return False
+        done = trio.Event()
+        self._dpd_waiters.append(done)
+        stream.conn.send_frame(now_us(), 0x03, b"")
+        await stream.flush()
+        with trio.move_on_after(timeout):
+            await done.wait()
+        return done.is_set()
+
+    async def disconnect(self, text: str = "Client disconnected") -> None:
+        """Send DISCONNECT b0 and close (idempotent)."""
+        self.closing = True
+        stream, self._stream = self._stream, None
+        self._tunnel_up = False
+        if stream is None:
+            if self._http is not None:
+                await self._http.stream.aclose()
+                self._http = None
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            try:
+                stream.conn.send_disconnect(now_us(), BYE_USER, text)
+                await stream.flush()
+            except TunnelswarmError:
+                pass
+        await stream.aclose()
+
+
+@asynccontextmanager
+async def open_client(
+    options: ClientOptions,
+    *,
+    opener: StreamOpener | None = None,
+    log: logging.Logger | None = None,
+    bye_text: str = "Client disconnected",
+) -> AsyncIterator[ClientSession]:
+    """Log in, bring the tunnel up, and keep it up while the block runs."""
+    session = ClientSession(options, opener=opener, log=log)
+    try:
+        await session.authenticate()
+        await session._open_tunnel(reconnect=False)
+    except BaseException:
+        await session.disconnect()
+        raise
+    async with trio.open_nursery() as nursery:
+
+        async def background() -> None:
+            try:
+                await session.run()
+            except TunnelswarmError as e:
+                session.failure = e
+                nursery.cancel_scope.cancel()
+
+        nursery.start_soon(background)
+        try:
+            yield session
+        finally:
+            await session.disconnect(bye_text)
+            nursery.cancel_scope.cancel()
+    if session.failure is not None:
+        raise session.failure
+

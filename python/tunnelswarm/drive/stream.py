@@ -1,0 +1,125 @@
+"""drive_stream: the one place where a TCP socket meets a Rust ``CstpConnection``.
+
+Theory of operation: :class:`TlsStream` owns a Trio stream and the core object of that
+connection. Reads go socket → ``handle_input(now, bytes)``; after every input and every
+command the pending ciphertext is flushed. Flushing polls *and* sends under one lock,
+so concurrent senders can never reorder TLS records. ``now`` is
+``trio.current_time()`` in integer microseconds, so the same code runs in virtual time
+under ``MockClock``. Socket errors become :class:`ConnectionLost` with a one-line
+reason; core errors arrive already typed (``tunnelswarm.errors``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from tunnelswarm._core import CstpConnection
+from tunnelswarm.errors import ConnectionLost
+
+__all__ = ["TlsStream", "now_us"]
+
+RECEIVE_SIZE = 65536
+
+
+def now_us() -> int:
+    """The caller's monotonic timeline, in integer microseconds (Trio's clock)."""
+    return int(trio.current_time() * 1_000_000)
+
+
+class TlsStream:
+    """A Trio stream carrying one TLS connection whose state lives in Rust."""
+
+    def __init__(self, stream: trio.abc.Stream, conn: CstpConnection) -> None:
+        self.stream = stream
+        self.conn = conn
+        self._send_lock = trio.Lock()
+        self.eof = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        conn: CstpConnection,
+        *,
+        connect_timeout: float = 30.0,
+    ) -> TlsStream:
+        """Open TCP to host:port and complete the TLS handshake."""
+        try:
+            with trio.fail_after(connect_timeout):
+                tcp = await trio.open_tcp_stream(host, port)
+        except trio.TooSlowError:
+            raise ConnectionLost(f"TCP connect to {host}:{port} timed out") from None
+        except OSError as e:
+            raise ConnectionLost(f"TCP connect to {host}:{port} failed: {e.strerror or e}") from None
+        self = cls(tcp, conn)
+        try:
+            with trio.fail_after(connect_timeout):
+                await self.handshake()
+        except trio.TooSlowError:
+            await self.aclose()
+            raise ConnectionLost(f"TLS handshake with {host}:{port} timed out") from None
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def handshake(self) -> None:
+        await self.flush()
+        while self.conn.is_handshaking:
+            if not await self.receive():
+                raise ConnectionLost("connection closed during the TLS handshake")
+
+    async def flush(self) -> None:
+        """Send everything the core has queued (records stay in order)."""
+        async with self._send_lock:
+            while (data := self.conn.poll_transmit()) is not None:
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                    raise ConnectionLost(f"sending on the TLS connection failed: {e}") from None
+                self.bytes_out += len(data)
+
+    async def receive(self) -> bool:
+        """Read once from the socket into the core. False at EOF (after the core saw it)."""
+        try:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            raise ConnectionLost(f"receiving on the TLS connection failed: {e}") from None
+        if not data:
+            self.eof = True
+            try:
+                self.conn.handle_eof(now_us())
+            finally:
+                await self._flush_quietly()
+            return False
+        self.bytes_in += len(data)
+        try:
+            self.conn.handle_input(now_us(), data)
+        finally:
+            # alerts (e.g. bad_certificate) must still reach the peer
+            await self._flush_quietly()
+        return True
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except ConnectionLost:
+            pass
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+    def socket(self) -> object | None:
+        """The underlying socket (for TCP_INFO), if this is a socket stream."""
+        return getattr(self.stream, "socket", None)
+
+
+def wall_time() -> int:
+    """Wall-clock seconds for certificate validity (the core reads no clock)."""
+    return int(time.time())

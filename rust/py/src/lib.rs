@@ -1,0 +1,479 @@
+//! `tunnelswarm._core`: the thin PyO3 binding of the sans-IO core.
+//!
+//! One Python class per core object, methods 1:1 with the core's contract
+//! (`handle_input(now, data)`, `poll_transmit()`, `poll_events()`,
+//! `next_deadline()`, `handle_timeout(now)`). Every core error is converted to a
+//! Python exception in exactly one place, [`to_py`], using the classes of
+//! `tunnelswarm.errors`, so Python code sees one hierarchy. Stubs with docstrings:
+//! `python/tunnelswarm/_core.pyi`.
+
+use std::net::Ipv4Addr;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use tunnelswarm_proto::cstp::{self, CstpError, Event, FrameError, PacketType, Role};
+use tunnelswarm_proto::tls::{ClientOptions, TlsError, TlsSession};
+use tunnelswarm_proto::traffic::probe::{self, ProbeConfig, ProbeKind, ProbeVerdict};
+use tunnelswarm_proto::x509;
+
+mod pyerr {
+    pyo3::import_exception!(tunnelswarm.errors, TlsError);
+}
+use pyerr::TlsError as PyTlsError;
+pyo3::import_exception!(tunnelswarm.errors, CertificateError);
+pyo3::import_exception!(tunnelswarm.errors, CstpFramingError);
+pyo3::import_exception!(tunnelswarm.errors, ConnectionLost);
+pyo3::import_exception!(tunnelswarm.errors, LocalProtocolError);
+pyo3::import_exception!(tunnelswarm.errors, ConfigError);
+
+/// The one conversion of core errors into Python exceptions.
+fn to_py(e: CstpError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        CstpError::Tls(TlsError::Certificate(_)) => CertificateError::new_err(msg),
+        CstpError::Tls(TlsError::UnexpectedEof) => ConnectionLost::new_err(msg),
+        CstpError::Tls(TlsError::Config(_)) => ConfigError::new_err(msg),
+        CstpError::Tls(_) => PyTlsError::new_err(msg),
+        CstpError::Frame(FrameError::PayloadTooLarge(_)) | CstpError::Misuse(_) => LocalProtocolError::new_err(msg),
+        CstpError::Frame(_) | CstpError::UnknownPacket(_) => CstpFramingError::new_err(msg),
+    }
+}
+
+fn tls_err(e: TlsError) -> PyErr {
+    to_py(CstpError::Tls(e))
+}
+
+fn now_us(now: i64) -> PyResult<u64> {
+    u64::try_from(now).map_err(|_| LocalProtocolError::new_err(format!("now must be >= 0 microseconds, got {now}")))
+}
+
+/// One event of a CSTP connection.
+#[pyclass(module = "tunnelswarm._core", frozen, get_all)]
+pub struct CstpEvent {
+    kind: &'static str,
+    payload: Py<PyBytes>,
+    reason: Option<u8>,
+    text: String,
+}
+
+#[pymethods]
+impl CstpEvent {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "CstpEvent(kind={:?}, payload_len={}, reason={:?}, text={:?})",
+            self.kind,
+            self.payload.bind(py).as_bytes().len(),
+            self.reason,
+            self.text
+        )
+    }
+}
+
+fn event_to_py(py: Python<'_>, e: Event) -> CstpEvent {
+    let (kind, payload, reason, text): (&'static str, Vec<u8>, Option<u8>, String) = match e {
+        Event::Data(p) => ("data", p, None, String::new()),
+        Event::DpdRequest(p) => ("dpd-request", p, None, String::new()),
+        Event::DpdResponse(p) => ("dpd-response", p, None, String::new()),
+        Event::Keepalive => ("keepalive", Vec::new(), None, String::new()),
+        Event::Disconnect(d) => {
+            let raw = d.to_payload();
+            ("disconnect", raw, d.reason, d.text)
+        }
+        Event::Terminate => ("terminate", Vec::new(), None, String::new()),
+        Event::PeerDead => ("peer-dead", Vec::new(), None, String::new()),
+        Event::RekeyDue => ("rekey-due", Vec::new(), None, String::new()),
+    };
+    CstpEvent { kind, payload: PyBytes::new(py, &payload).unbind(), reason, text }
+}
+
+/// TLS + HTTP + CSTP of one TCP connection (either role).
+#[pyclass(module = "tunnelswarm._core")]
+pub struct CstpConnection {
+    inner: cstp::CstpConnection,
+}
+
+#[pymethods]
+impl CstpConnection {
+    #[staticmethod]
+    #[pyo3(signature = (server_name, *, wall_time, ca_pem=None, pins=Vec::new(), insecure=false, keylog=false, tls12_only=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn client(
+        server_name: String,
+        wall_time: u64,
+        ca_pem: Option<Vec<u8>>,
+        pins: Vec<String>,
+        insecure: bool,
+        keylog: bool,
+        tls12_only: bool,
+    ) -> PyResult<Self> {
+        let tls = TlsSession::client(&ClientOptions {
+            server_name,
+            roots_pem: ca_pem,
+            pins,
+            insecure,
+            wall_time_unix_s: wall_time,
+            keylog,
+            tls12_only,
+        })
+        .map_err(tls_err)?;
+        Ok(CstpConnection { inner: cstp::CstpConnection::new(tls, Role::Client) })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (chain_pem, key_pem, *, wall_time, keylog=false))]
+    fn server(chain_pem: &[u8], key_pem: &[u8], wall_time: u64, keylog: bool) -> PyResult<Self> {
+        let tls = TlsSession::server(chain_pem, key_pem, wall_time, keylog).map_err(tls_err)?;
+        Ok(CstpConnection { inner: cstp::CstpConnection::new(tls, Role::Server) })
+    }
+
+    fn handle_input(&mut self, now: i64, data: &[u8]) -> PyResult<()> {
+        self.inner.handle_input(now_us(now)?, data).map_err(to_py)
+    }
+
+    fn handle_eof(&mut self, now: i64) -> PyResult<()> {
+        self.inner.handle_eof(now_us(now)?).map_err(to_py)
+    }
+
+    fn write_http(&mut self, data: &[u8]) -> PyResult<()> {
+        self.inner.write_http(data).map_err(to_py)
+    }
+
+    fn read_http<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let v = self.inner.read_http().map_err(to_py)?;
+        Ok(PyBytes::new(py, &v))
+    }
+
+    #[pyo3(signature = (now, *, dpd, keepalive, rekey, leftover=None))]
+    fn start_cstp(&mut self, now: i64, dpd: u32, keepalive: u32, rekey: u32, leftover: Option<&[u8]>) -> PyResult<()> {
+        self.inner.start_cstp(now_us(now)?, dpd, keepalive, rekey, leftover.unwrap_or_default()).map_err(to_py)
+    }
+
+    fn send_data(&mut self, now: i64, packet: &[u8]) -> PyResult<()> {
+        self.inner.send_data(now_us(now)?, packet).map_err(to_py)
+    }
+
+    fn send_frame(&mut self, now: i64, packet_type: u8, payload: &[u8]) -> PyResult<()> {
+        self.inner.send_frame(now_us(now)?, PacketType::from_code(packet_type), payload).map_err(to_py)
+    }
+
+    fn send_disconnect(&mut self, now: i64, reason: u8, text: &str) -> PyResult<()> {
+        self.inner.send_disconnect(now_us(now)?, reason, text).map_err(to_py)
+    }
+
+    fn close(&mut self) {
+        self.inner.tls_mut().close();
+    }
+
+    fn poll_transmit<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.poll_transmit().map(|v| PyBytes::new(py, &v))
+    }
+
+    fn poll_events(&mut self, py: Python<'_>) -> Vec<CstpEvent> {
+        std::iter::from_fn(|| self.inner.poll_event()).map(|e| event_to_py(py, e)).collect()
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        self.inner.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: i64) -> PyResult<()> {
+        self.inner.handle_timeout(now_us(now)?).map_err(to_py)
+    }
+
+    #[getter]
+    fn is_handshaking(&self) -> bool {
+        self.inner.tls().is_handshaking()
+    }
+
+    #[getter]
+    fn is_cstp(&self) -> bool {
+        self.inner.is_cstp()
+    }
+
+    #[getter]
+    fn peer_closed(&self) -> bool {
+        self.inner.tls().peer_closed()
+    }
+
+    #[getter]
+    fn protocol_version(&self) -> Option<String> {
+        self.inner.tls().protocol_version()
+    }
+
+    #[getter]
+    fn cipher_suite(&self) -> Option<String> {
+        self.inner.tls().cipher_suite()
+    }
+
+    #[getter]
+    fn peer_pin(&self) -> Option<String> {
+        self.inner.tls().peer_pin()
+    }
+
+    #[pyo3(signature = (label, length, context=None))]
+    fn export_keying_material<'py>(
+        &self,
+        py: Python<'py>,
+        label: &[u8],
+        length: usize,
+        context: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let v = self.inner.tls().export_keying_material(label, context, length).map_err(tls_err)?;
+        Ok(PyBytes::new(py, &v))
+    }
+
+    fn refresh_traffic_keys(&mut self) -> PyResult<()> {
+        self.inner.tls_mut().refresh_traffic_keys().map_err(tls_err)
+    }
+
+    fn take_keylog(&mut self) -> Vec<String> {
+        self.inner.tls_mut().take_keylog()
+    }
+
+    fn stats(&self) -> std::collections::HashMap<&'static str, u64> {
+        let s = self.inner.stats();
+        [
+            ("rx_frames", s.rx_frames),
+            ("tx_frames", s.tx_frames),
+            ("rx_data_frames", s.rx_data_frames),
+            ("tx_data_frames", s.tx_data_frames),
+            ("rx_data_bytes", s.rx_data_bytes),
+            ("tx_data_bytes", s.tx_data_bytes),
+            ("dpd_sent", s.dpd_sent),
+            ("dpd_answered", s.dpd_answered),
+            ("dpd_responses", s.dpd_responses),
+            ("keepalives_sent", s.keepalives_sent),
+            ("keepalives_received", s.keepalives_received),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// Streaming CSTP deframer (for tests, tools and the vectors).
+#[pyclass(module = "tunnelswarm._core")]
+pub struct Deframer {
+    inner: cstp::Deframer,
+}
+
+#[pymethods]
+impl Deframer {
+    #[new]
+    #[pyo3(signature = (max_payload=16384))]
+    fn new(max_payload: usize) -> Self {
+        Deframer { inner: cstp::Deframer::new(max_payload) }
+    }
+
+    fn push(&mut self, data: &[u8]) -> PyResult<()> {
+        self.inner.push(data).map_err(|e| to_py(e.into()))
+    }
+
+    fn frames<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<(u8, Bound<'py, PyBytes>)>> {
+        let mut out = Vec::new();
+        while let Some(f) = self.inner.next_frame().map_err(|e| to_py(e.into()))? {
+            out.push((f.ptype.code(), PyBytes::new(py, &f.payload)));
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> PyResult<()> {
+        self.inner.finish().map_err(|e| to_py(e.into()))
+    }
+
+    #[getter]
+    fn buffered(&self) -> usize {
+        self.inner.buffered()
+    }
+}
+
+/// Encode one CSTP frame.
+#[pyfunction]
+fn encode_frame<'py>(py: Python<'py>, packet_type: u8, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let v = cstp::encode(PacketType::from_code(packet_type), payload).map_err(|e| to_py(e.into()))?;
+    Ok(PyBytes::new(py, &v))
+}
+
+/// `pin-sha256:` of a DER certificate, or None if it does not parse.
+#[pyfunction]
+fn pin_sha256(cert_der: &[u8]) -> Option<String> {
+    x509::pin_sha256(cert_der)
+}
+
+/// Result of classifying one inbound packet for a prober.
+#[pyclass(module = "tunnelswarm._core", frozen, get_all)]
+pub struct ProbeResult {
+    kind: &'static str,
+    seq: Option<u32>,
+    rtt_us: Option<u64>,
+    ttl: Option<u8>,
+    size: Option<usize>,
+    icmp_type: Option<u8>,
+    icmp_code: Option<u8>,
+    mtu: Option<u16>,
+    source: Option<String>,
+    reason: Option<String>,
+}
+
+#[pymethods]
+impl ProbeResult {
+    fn __repr__(&self) -> String {
+        format!("ProbeResult(kind={:?}, seq={:?}, rtt_us={:?})", self.kind, self.seq, self.rtt_us)
+    }
+}
+
+fn verdict_to_py(v: ProbeVerdict) -> ProbeResult {
+    let mut r = ProbeResult {
+        kind: "not-ours",
+        seq: None,
+        rtt_us: None,
+        ttl: None,
+        size: None,
+        icmp_type: None,
+        icmp_code: None,
+        mtu: None,
+        source: None,
+        reason: None,
+    };
+    match v {
+        ProbeVerdict::Reply { seq, rtt_us, ttl, bytes } => {
+            r.kind = "reply";
+            r.seq = Some(seq);
+            r.rtt_us = Some(rtt_us);
+            r.ttl = Some(ttl);
+            r.size = Some(bytes);
+        }
+        ProbeVerdict::Duplicate { seq } => {
+            r.kind = "duplicate";
+            r.seq = Some(seq);
+        }
+        ProbeVerdict::Late { seq } => {
+            r.kind = "late";
+            r.seq = Some(seq);
+        }
+        ProbeVerdict::IcmpError { icmp_type, code, seq, mtu, from } => {
+            r.kind = "icmp-error";
+            r.seq = seq;
+            r.icmp_type = Some(icmp_type);
+            r.icmp_code = Some(code);
+            r.mtu = mtu;
+            r.source = Some(from.to_string());
+        }
+        ProbeVerdict::NotOurs => {}
+        ProbeVerdict::Malformed(reason) => {
+            r.kind = "malformed";
+            r.reason = Some(reason);
+        }
+    }
+    r
+}
+
+/// Probe traffic through the tunnel: ICMP echo or UDP probes with sequence numbers,
+/// RTT and loss accounting.
+#[pyclass(module = "tunnelswarm._core")]
+pub struct Prober {
+    inner: probe::Prober,
+}
+
+fn parse_v4(s: &str, what: &str) -> PyResult<Ipv4Addr> {
+    s.parse().map_err(|_| ConfigError::new_err(format!("{what} {s:?} is not an IPv4 address")))
+}
+
+#[pymethods]
+impl Prober {
+    #[new]
+    #[pyo3(signature = (src, dst, *, kind="icmp", ident=0x7453, src_port=40000, dst_port=7, payload_len=56, ttl=64, dont_fragment=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        src: &str,
+        dst: &str,
+        kind: &str,
+        ident: u16,
+        src_port: u16,
+        dst_port: u16,
+        payload_len: usize,
+        ttl: u8,
+        dont_fragment: bool,
+    ) -> PyResult<Self> {
+        let kind = match kind {
+            "icmp" => ProbeKind::IcmpEcho { ident },
+            "udp" => ProbeKind::Udp { src_port, dst_port },
+            other => return Err(ConfigError::new_err(format!("probe kind {other:?} is not 'icmp' or 'udp'"))),
+        };
+        let cfg = ProbeConfig {
+            src: parse_v4(src, "probe source")?,
+            dst: parse_v4(dst, "probe target")?,
+            kind,
+            payload_len,
+            ttl,
+            dont_fragment,
+        };
+        let inner = probe::Prober::new(cfg).map_err(|e| ConfigError::new_err(e.to_string()))?;
+        Ok(Prober { inner })
+    }
+
+    /// Build the next probe: (seq, IPv4 packet).
+    fn build<'py>(&mut self, py: Python<'py>, now: i64) -> PyResult<(u32, Bound<'py, PyBytes>)> {
+        let (seq, pkt) = self.inner.build(now_us(now)?);
+        Ok((seq, PyBytes::new(py, &pkt)))
+    }
+
+    fn handle_packet(&mut self, now: i64, packet: &[u8]) -> PyResult<ProbeResult> {
+        Ok(verdict_to_py(self.inner.handle_packet(now_us(now)?, packet)))
+    }
+
+    fn expire(&mut self, now: i64, timeout_us: u64) -> PyResult<Vec<u32>> {
+        Ok(self.inner.expire(now_us(now)?, timeout_us))
+    }
+
+    fn next_expiry(&self, timeout_us: u64) -> Option<u64> {
+        self.inner.next_expiry(timeout_us)
+    }
+
+    fn stats(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let s = self.inner.stats();
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("sent", s.sent)?;
+        d.set_item("received", s.received)?;
+        d.set_item("duplicates", s.duplicates)?;
+        d.set_item("late", s.late)?;
+        d.set_item("lost", s.lost)?;
+        d.set_item("outstanding", s.outstanding)?;
+        d.set_item("errors", s.errors)?;
+        d.set_item("malformed", s.malformed)?;
+        d.set_item("rtt_min_us", s.rtt_min_us)?;
+        d.set_item("rtt_max_us", s.rtt_max_us)?;
+        d.set_item("rtt_avg_us", s.rtt_avg_us)?;
+        d.set_item("rtt_mdev_us", s.rtt_mdev_us)?;
+        d.set_item("loss_ratio", s.loss_ratio())?;
+        Ok(d.into_any().unbind())
+    }
+}
+
+/// The ICMP echo reply a host would send for an IPv4 echo request (None if not one).
+#[pyfunction]
+fn icmp_echo_reply<'py>(py: Python<'py>, request: &[u8]) -> Option<Bound<'py, PyBytes>> {
+    probe::build_icmp_echo_reply(request).map(|v| PyBytes::new(py, &v))
+}
+
+/// The UDP echo reply for an IPv4 UDP datagram (None if not one).
+#[pyfunction]
+fn udp_echo_reply<'py>(py: Python<'py>, request: &[u8]) -> Option<Bound<'py, PyBytes>> {
+    probe::build_udp_echo_reply(request).map(|v| PyBytes::new(py, &v))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_SEND_PAYLOAD", cstp::frame::MAX_SEND_PAYLOAD)?;
+    m.add_class::<CstpConnection>()?;
+    m.add_class::<CstpEvent>()?;
+    m.add_class::<Deframer>()?;
+    m.add_class::<Prober>()?;
+    m.add_class::<ProbeResult>()?;
+    m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(pin_sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(icmp_echo_reply, m)?)?;
+    m.add_function(wrap_pyfunction!(udp_echo_reply, m)?)?;
+    Ok(())
+}
