@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "connect",
         help="connect one emulated client and ping through the tunnel",
-        description="Log in to an AnyConnect headend, bring up the CSTP tunnel and ping through it.",
+        description=(
+            "Log in to an AnyConnect headend, bring up the CSTP tunnel and ping through it."
+        ),
     )
     c.add_argument("url", metavar="URL", help="headend URL, https://host[:port][/group-path]")
     c.add_argument("-u", "--user", help="username")
@@ -95,9 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up reconnecting after S seconds (default 300)",
     )
     c.add_argument("--ping", metavar="TARGET", help="IPv4 address to ping through the tunnel")
-    c.add_argument("--ping-count", type=_positive_int, default=5, metavar="N", help="probes (default 5)")
     c.add_argument(
-        "--ping-interval", type=_positive_float, default=1.0, metavar="S", help="seconds between probes"
+        "--ping-count", type=_positive_int, default=5, metavar="N", help="probes (default 5)"
+    )
+    c.add_argument(
+        "--ping-interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds between probes",
     )
     c.add_argument(
         "--duration",
@@ -145,8 +153,9 @@ def _print_params(session: object, out: TextIO) -> None:
         w(f"  split-include       {', '.join(p.split_include)}\n")
     dtls_mtu = p.dtls_mtu if p.dtls_mtu is not None else "-"
     w(
-        f"  MTU                 tunnel {p.tunnel_mtu} (X-CSTP-MTU {p.cstp_mtu}, X-DTLS-MTU {dtls_mtu});"
-        f" requested base {session.base_mtu}, mtu {session.requested_mtu}\n"
+        f"  MTU                 tunnel {p.tunnel_mtu} (X-CSTP-MTU {p.cstp_mtu},"
+        f" X-DTLS-MTU {dtls_mtu}); requested base {session.base_mtu},"
+        f" mtu {session.requested_mtu}\n"
     )
     w(f"  DPD                 {p.dpd} s   keepalive {p.keepalive} s\n")
     rekey = f"{p.rekey_method} every {p.rekey_time} s" if p.rekey_method != "none" else "none"
@@ -249,7 +258,11 @@ async def _connect(args: argparse.Namespace, password: str | None, out: TextIO) 
                                 float(s[k]) / 1000.0  # type: ignore[arg-type]
                                 for k in ("rtt_min_us", "rtt_avg_us", "rtt_max_us", "rtt_mdev_us")
                             ]
-                            out.write("rtt min/avg/max/mdev = {:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n".format(*vals))
+                            out.write(
+                                "rtt min/avg/max/mdev = {:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n".format(
+                                    *vals
+                                )
+                            )
                         carried = report.received > 0
                     else:
                         carried = await session.check_round_trip()

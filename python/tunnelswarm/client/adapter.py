@@ -34,16 +34,16 @@ class PingReport:
     target: str
     payload_len: int
     replies: list[PingReply] = field(default_factory=list)
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, int | float | None] = field(default_factory=dict)
     icmp_errors: list[str] = field(default_factory=list)
 
     @property
     def transmitted(self) -> int:
-        return int(self.stats.get("sent", 0))  # type: ignore[call-overload]
+        return int(self.stats.get("sent") or 0)
 
     @property
     def received(self) -> int:
-        return int(self.stats.get("received", 0))  # type: ignore[call-overload]
+        return int(self.stats.get("received") or 0)
 
 
 @dataclass
@@ -112,8 +112,8 @@ class VirtualAdapter:
         timeout: float = 2.0,
         payload_len: int = 56,
         kind: str = "icmp",
-        on_reply: Callable[[PingReply], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
+        on_reply: Callable[[PingReply], object] | None = None,
+        on_error: Callable[[str], object] | None = None,
     ) -> PingReport:
         """Send ``count`` probes to ``target`` through the tunnel; RTT and loss like ping(8)."""
         if self.address is None:

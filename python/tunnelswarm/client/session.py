@@ -138,6 +138,8 @@ class ClientOptions:
     keylog_file: str | None = None
     tls12_only: bool = False
     seed: int | None = None
+    #: a session cookie from an earlier login (openconnect ``--cookie``): skip the login
+    cookie: str | None = None
 
 
 def _ca_bundle(options: ClientOptions) -> bytes | None:
@@ -179,11 +181,11 @@ class ClientSession:
         self.log = log or logging.getLogger("tunnelswarm.client")
         self._opener = opener or _default_opener
         self._rng = random.Random(options.seed)
-        self._ca_pem = (
-            None if (options.servercert or options.insecure) else _ca_bundle(options)
-        )
+        self._ca_pem = None if (options.servercert or options.insecure) else _ca_bundle(options)
         self.cookies = CookieJar()
-        self.cookie: str | None = None
+        self.cookie: str | None = options.cookie
+        #: (method, path, status) of every login request, for reports and tests
+        self.auth_log: list[tuple[str, str, int]] = []
         self.master_secret = self._rng.randbytes(48).hex().upper()
         self.params: TunnelParams | None = None
         self.first_params: TunnelParams | None = None
@@ -220,7 +222,9 @@ class ClientSession:
         except trio.TooSlowError:
             raise ConnectionLost(f"TCP connect to {t.host_header} timed out") from None
         except OSError as e:
-            raise ConnectionLost(f"TCP connect to {t.host_header} failed: {e.strerror or e}") from None
+            raise ConnectionLost(
+                f"TCP connect to {t.host_header} failed: {e.strerror or e}"
+            ) from None
         stream = TlsStream(raw, conn)
         try:
             with trio.fail_after(self.options.connect_timeout):
@@ -237,7 +241,10 @@ class ClientSession:
         self.tls_cipher = conn.cipher_suite
         self._write_keylog(conn)
         self.log.debug(
-            "TLS to %s: %s %s, server %s", t.host_header, self.tls_version, self.tls_cipher,
+            "TLS to %s: %s %s, server %s",
+            t.host_header,
+            self.tls_version,
+            self.tls_cipher,
             self.server_pin,
         )
         return stream
@@ -256,7 +263,9 @@ class ClientSession:
         return self._http
 
     # ------------------------------------------------------------------ login
-    def _auth_headers(self, body: bytes, content_type: str | None, xml: bool) -> list[tuple[str, str]]:
+    def _auth_headers(
+        self, body: bytes, content_type: str | None, xml: bool
+    ) -> list[tuple[str, str]]:
         p = self.options.profile
         h = [("Host", self.target.host_header), ("User-Agent", p.user_agent)]
         if (c := self.cookies.header()) is not None:
@@ -276,10 +285,15 @@ class ClientSession:
     ) -> HttpResponse:
         ctype = None
         if method == "POST":
-            ctype = "application/xml; charset=utf-8" if not form else "application/x-www-form-urlencoded"
+            ctype = (
+                "application/xml; charset=utf-8"
+                if not form
+                else "application/x-www-form-urlencoded"
+            )
         http = await self._http_conn()
         resp = await http.request(method, path, self._auth_headers(body, ctype, xml), body)
         self.cookies.update(resp.header_all("Set-Cookie"))
+        self.auth_log.append((method, path, resp.status))
         self.log.debug("%s %s -> %d %s", method, path, resp.status, resp.reason)
         return resp
 
@@ -311,7 +325,9 @@ class ClientSession:
                         "tunnelswarm answers one password only"
                     )
                 if self.options.password is None:
-                    raise ConfigError("headend asks for a password; give --passwd-on-stdin or --password-env")
+                    raise ConfigError(
+                        "headend asks for a password; give --passwd-on-stdin or --password-env"
+                    )
                 values[name] = self.options.password
             elif name == "username":
                 if self.options.user is None:
@@ -333,13 +349,13 @@ class ClientSession:
             if self.options.authgroup not in offered:
                 names = ", ".join(o.value for o in select.options) or "none"
                 raise AuthError(
-                    f"group {self.options.authgroup!r} is not offered by the headend (offered: {names})"
+                    f"group {self.options.authgroup!r} is not offered by the headend"
+                    f" (offered: {names})"
                 )
             for o in select.options:
                 if self.options.authgroup in (o.value, o.label):
                     return o.value
-        default = select.default()
-        return default.value if default else None
+        return select.default()
 
     async def authenticate(self) -> None:
         """Log in and keep the session cookie (protocol.md §2)."""
@@ -347,7 +363,9 @@ class ClientSession:
         if resp.status == 401:
             raise AuthError(f"login refused by headend: {resp.status} {resp.reason}")
         if resp.status != 200:
-            self.log.info("XML login answered %d %s; trying the legacy form login", resp.status, resp.reason)
+            self.log.info(
+                "XML login answered %d %s; trying the legacy form login", resp.status, resp.reason
+            )
             await self._legacy_login()
             return
         group_sent = False
@@ -372,7 +390,9 @@ class ClientSession:
                 # openconnect 9.01: a group_list select triggers a second init naming the group
                 group = self._choose_group(doc)
                 group_sent = True
-                resp = await self._auth_request("POST", self.target.path, self._init_body(group), xml=True)
+                resp = await self._auth_request(
+                    "POST", self.target.path, self._init_body(group), xml=True
+                )
                 continue
             if group is None:
                 group = self._choose_group(doc)
@@ -473,7 +493,7 @@ class ClientSession:
         http = self._http
         stream = http.stream
         sock = stream.socket()
-        info = read_tcp_info(sock) if hasattr(sock, "getsockopt") else None  # type: ignore[arg-type]
+        info = read_tcp_info(sock) if hasattr(sock, "getsockopt") else None
         if not reconnect:
             self.base_mtu = choose_base_mtu(self.options.base_mtu, info)
             ipv6 = ":" in self.target.host
@@ -483,35 +503,57 @@ class ClientSession:
         if resp.status != 200:
             await stream.aclose()
             if resp.status == 401:
-                raise CookieRejected(f"headend refused the session cookie: {resp.status} {resp.reason}")
+                raise CookieRejected(
+                    f"headend refused the session cookie: {resp.status} {resp.reason}"
+                )
             if resp.status == 503:
                 why = resp.header("X-Reason") or resp.reason
                 raise ServiceUnavailable(f"VPN service unavailable; reason: {why}")
             raise ServiceUnavailable(f"CONNECT answered {resp.status} {resp.reason}")
-        params = parse_tunnel_headers(resp.headers)
+        try:
+            params = parse_tunnel_headers(resp.headers)
+        except BaseException:
+            await stream.aclose()  # do not leak the connection of a refused CONNECT answer
+            raise
         first = self.first_params
-        if reconnect and first is not None:
-            if params.address != first.address or params.netmask != first.netmask:
-                await stream.aclose()
-                raise AddressChanged(
-                    f"reconnect gave a different address ({params.address} != {first.address})"
-                )
+        if (
+            reconnect
+            and first is not None
+            and (params.address != first.address or params.netmask != first.netmask)
+        ):
+            await stream.aclose()
+            raise AddressChanged(
+                f"reconnect gave a different address ({params.address} != {first.address})"
+            )
         self.params = params
         if first is None:
             self.first_params = params
         rekey = params.rekey_time if params.rekey_method != "none" else 0
-        stream.conn.start_cstp(
-            now_us(), dpd=params.dpd, keepalive=params.keepalive, rekey=rekey, leftover=resp.trailing
-        )
+        try:
+            stream.conn.start_cstp(
+                now_us(),
+                dpd=params.dpd,
+                keepalive=params.keepalive,
+                rekey=rekey,
+                leftover=resp.trailing,
+            )
+        except BaseException:
+            await stream.aclose()  # e.g. CstpFramingError in the bytes read past the 200
+            raise
         self._stream = stream
         self._tunnel_up = True
         self.adapter.configure(mtu=params.tunnel_mtu, address=params.address)
         self.log.info(
             "CSTP connected: address %s, MTU %d, DPD %d s, keepalive %d s",
-            params.address, params.tunnel_mtu, params.dpd, params.keepalive,
+            params.address,
+            params.tunnel_mtu,
+            params.dpd,
+            params.keepalive,
         )
         if params.dtls_offered and not self.options.no_dtls:
-            self.log.info("headend offers DTLS (%s); this build carries data over CSTP", params.dtls_cipher)
+            self.log.info(
+                "headend offers DTLS (%s); this build carries data over CSTP", params.dtls_cipher
+            )
         self.connected.set()
 
     # ------------------------------------------------------------------ tunnel loop
@@ -542,7 +584,9 @@ class ClientSession:
                         w.set()
             elif k == "disconnect":
                 code = f"{ev.reason:02x} " if ev.reason is not None else ""
-                raise SessionTerminated(f"headend disconnected the session: {code}{ev.text!r}".rstrip())
+                raise SessionTerminated(
+                    f"headend disconnected the session: {code}{ev.text!r}".rstrip()
+                )
             elif k == "terminate":
                 raise SessionTerminated("headend terminated the session (TERMINATE)")
             elif k == "peer-dead":
@@ -557,53 +601,58 @@ class ClientSession:
                     return f"rekey ({p.rekey_method})"
         return None
 
+    async def _read_loop(self, stream: TlsStream) -> str:
+        """Socket → core → events, until a reason to leave this connection."""
+        while await stream.receive():
+            if (r := self._dispatch(stream.conn.poll_events())) is not None:
+                return r
+        self._dispatch(stream.conn.poll_events())
+        return "TLS connection closed by the headend"
+
+    async def _timer_loop(self, stream: TlsStream) -> str:
+        """Sleep until the core's deadline, run its timers, act on what they say."""
+        while True:
+            deadline = stream.conn.next_deadline()
+            if deadline is None:
+                await trio.sleep_forever()
+            else:
+                await trio.sleep_until(deadline / 1_000_000)
+            stream.conn.handle_timeout(now_us())
+            await stream.flush()
+            if (r := self._dispatch(stream.conn.poll_events())) is not None:
+                return r
+
     async def _serve_tunnel(self) -> str:
-        """Run one CSTP connection until it must be replaced. Returns why."""
+        """Run one CSTP connection until it must be replaced. Returns why.
+
+        A lost connection returns its reason (the caller reconnects); anything else the
+        headend did wrong (terminate, broken framing) is raised: it ends the session.
+        """
         stream = self._stream
         assert stream is not None
         why: list[str] = []
         terminal: list[TunnelswarmError] = []
 
-        async with trio.open_nursery() as nursery:
-
-            def leave(reason: str) -> None:
-                if not why:
-                    why.append(reason)
-                nursery.cancel_scope.cancel()
-
-            async def guarded(body: Callable[[], Awaitable[None]]) -> None:
-                # connection loss → reconnect; anything else from the headend is terminal
+        async def guarded(loop: Callable[[TlsStream], Awaitable[str]]) -> None:
+            try:
+                reason = await loop(stream)
+            except (ConnectionLost, TlsError) as e:
+                reason = str(e)
+                # frames decoded before the loss still count (DISCONNECT, then close)
                 try:
-                    await body()
-                except (ConnectionLost, TlsError) as e:
-                    leave(str(e))
-                except TunnelswarmError as e:
-                    terminal.append(e)
-                    leave(str(e))
+                    self._dispatch(stream.conn.poll_events())
+                except TunnelswarmError as t:
+                    terminal.append(t)
+            except TunnelswarmError as e:
+                reason = str(e)
+                terminal.append(e)
+            if not why:
+                why.append(reason)
+            nursery.cancel_scope.cancel()
 
-            async def reader() -> None:
-                while await stream.receive():
-                    if (r := self._dispatch(stream.conn.poll_events())) is not None:
-                        leave(r)
-                        return
-                self._dispatch(stream.conn.poll_events())
-                leave("TLS connection closed by the headend")
-
-            async def timers() -> None:
-                while True:
-                    deadline = stream.conn.next_deadline()
-                    if deadline is None:
-                        await trio.sleep_forever()
-                    else:
-                        await trio.sleep_until(deadline / 1_000_000)
-                    stream.conn.handle_timeout(now_us())
-                    await stream.flush()
-                    if (r := self._dispatch(stream.conn.poll_events())) is not None:
-                        leave(r)
-                        return
-
-            nursery.start_soon(guarded, reader)
-            nursery.start_soon(guarded, timers)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(guarded, self._read_loop)
+            nursery.start_soon(guarded, self._timer_loop)
         self._tunnel_up = False
         if self._stream is stream:
             self._stream = None
@@ -628,15 +677,16 @@ class ClientSession:
                 delay = schedule.after_failure()
                 if delay is None:
                     raise ReconnectTimeout(
-                        f"no reconnect within --reconnect-timeout {self.options.reconnect_timeout:g} s "
-                        f"after {schedule.attempts} attempts; last error: {e}"
+                        "no reconnect within --reconnect-timeout"
+                        f" {self.options.reconnect_timeout:g} s after {schedule.attempts}"
+                        f" attempts; last error: {e}"
                     ) from None
                 self.log.warning("reconnect failed (%s); retrying in %g s", e, delay)
                 await trio.sleep(delay)
 
     async def run(self) -> None:
         """Serve the tunnel, reconnecting as needed, until closed or a terminal error."""
-        while True:
+        while not self.closing and self._stream is not None:
             why = await self._serve_tunnel()
             if self.closing:
                 return
@@ -685,7 +735,8 @@ async def open_client(
     """Log in, bring the tunnel up, and keep it up while the block runs."""
     session = ClientSession(options, opener=opener, log=log)
     try:
-        await session.authenticate()
+        if session.cookie is None:
+            await session.authenticate()
         await session._open_tunnel(reconnect=False)
     except BaseException:
         await session.disconnect()
@@ -707,4 +758,3 @@ async def open_client(
             nursery.cancel_scope.cancel()
     if session.failure is not None:
         raise session.failure
-

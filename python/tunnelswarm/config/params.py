@@ -14,6 +14,7 @@ received", "X-DTLS-Session-ID not 64 characters").
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,14 +23,18 @@ from tunnelswarm.errors import RemoteProtocolError
 __all__ = ["TunnelParams", "parse_tunnel_headers"]
 
 
+_DECIMAL = re.compile(r"-?[0-9]+")
+_HEX = re.compile(r"[0-9A-Fa-f]*")
+
+
 def _int(name: str, value: str, *, allow_none: bool = False) -> int | None:
     v = value.strip()
     if allow_none and v.lower() == "none":
         return None
-    try:
-        n = int(v, 10)
-    except ValueError:
-        raise RemoteProtocolError(f"CONNECT response header {name}: {value!r} is not a number") from None
+    # plain ASCII decimal only: int() would also take "1_400", "+1400" and non-ASCII digits
+    if not _DECIMAL.fullmatch(v):
+        raise RemoteProtocolError(f"CONNECT response header {name}: {value!r} is not a number")
+    n = int(v, 10)
     if n < 0:
         raise RemoteProtocolError(f"CONNECT response header {name}: {value!r} is negative")
     return n
@@ -166,24 +171,64 @@ _ENCODINGS = {"deflate", "lzs", "oc-lz4"}
 
 def _hex_id(name: str, value: str, *, exact: int | None) -> str:
     v = value.strip()
-    try:
-        raw = bytes.fromhex(v)
-    except ValueError:
-        raise RemoteProtocolError(f"CONNECT response header {name} is not hex: {v[:80]!r}") from None
+    # bytes.fromhex alone would accept embedded spaces; check the characters first
+    if not _HEX.fullmatch(v):
+        raise RemoteProtocolError(f"CONNECT response header {name} is not hex: {v[:80]!r}")
     if exact is not None and len(v) != 2 * exact:
         raise RemoteProtocolError(
             f"CONNECT response header {name} is {len(v)} hex characters, must be {2 * exact}"
         )
+    if len(v) % 2:
+        raise RemoteProtocolError(f"CONNECT response header {name} is an odd number of hex digits")
+    raw = bytes.fromhex(v)
     if not 0 < len(raw) <= 32:
         raise RemoteProtocolError(f"CONNECT response header {name} must hold 1-32 bytes")
     return v.lower()
+
+
+def _single_field(name: str, low: str, value: str) -> tuple[str, object] | None:
+    """(field, parsed value) for a single-valued catalogue header, None if not one."""
+    if low == "x-cstp-address":
+        # IPv4 if no ':', else IPv6 (openconnect, §3.3.2)
+        if ":" in value:
+            return "address_ip6", value
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise RemoteProtocolError(
+                f"CONNECT response header X-CSTP-Address: {value!r} is not an address"
+            ) from None
+        return "address", value
+    if low in _SINGLE_STR:
+        return _SINGLE_STR[low], value
+    if low in _INT:
+        return _INT[low], _int(name, value)
+    if low in _TIMEOUT:
+        return _TIMEOUT[low], _int(name, value, allow_none=True)
+    if low in ("x-cstp-rekey-method", "x-dtls-rekey-method"):
+        # anything but ssl/new-tunnel means no rekey (§7.3)
+        method = value.lower() if value.lower() in _REKEY_METHODS else "none"
+        return ("rekey_method" if low.startswith("x-cstp") else "dtls_rekey_method"), method
+    if low in ("x-cstp-content-encoding", "x-dtls-content-encoding"):
+        if value.lower() not in _ENCODINGS:
+            raise RemoteProtocolError(f"CONNECT response header {name}: unknown encoding {value!r}")
+        key = "content_encoding" if low.startswith("x-cstp") else "dtls_content_encoding"
+        return key, value.lower()
+    if low == "x-cstp-tunnel-all-dns":
+        return "tunnel_all_dns", _bool(value)
+    if low == "x-dtls-session-id":
+        return "dtls_session_id", _hex_id(name, value, exact=32)
+    if low == "x-dtls-app-id":
+        return "dtls_app_id", _hex_id(name, value, exact=None)
+    return None
 
 
 def parse_tunnel_headers(headers: Iterable[tuple[str, str]]) -> TunnelParams:
     """Parse CONNECT response headers (name, value) into :class:`TunnelParams`.
 
     Raises :class:`RemoteProtocolError` for a missing address or MTU, a malformed number,
-    a DTLS session id that is not 32 bytes, an unknown rekey method or content encoding.
+    a DTLS session id that is not 32 bytes or an unknown content encoding. An unknown
+    rekey method means no rekey (§7.3), as in openconnect.
     """
     single: dict[str, object] = {}
     multi: dict[str, list[str]] = {v: [] for v in _MULTI.values()}
@@ -192,44 +237,16 @@ def parse_tunnel_headers(headers: Iterable[tuple[str, str]]) -> TunnelParams:
         name = raw_name.strip()
         low = name.lower()
         value = raw_value.strip()
-        if low == "x-cstp-address":
-            # IPv4 if no ':', else IPv6 (openconnect, §3.3.2)
-            key = "address_ip6" if ":" in value else "address"
-            if key == "address":
-                try:
-                    ipaddress.IPv4Address(value)
-                except ValueError:
-                    raise RemoteProtocolError(
-                        f"CONNECT response header X-CSTP-Address: {value!r} is not an address"
-                    ) from None
-            single[key] = value
-        elif low in _SINGLE_STR:
-            single[_SINGLE_STR[low]] = value
-        elif low in _MULTI:
+        if low in _MULTI:
             multi[_MULTI[low]].append(value)
-        elif low in _INT:
-            single[_INT[low]] = _int(name, value)
-        elif low in _TIMEOUT:
-            single[_TIMEOUT[low]] = _int(name, value, allow_none=True)
-        elif low in ("x-cstp-rekey-method", "x-dtls-rekey-method"):
-            # anything but ssl/new-tunnel means no rekey (§7.3)
-            method = value.lower() if value.lower() in _REKEY_METHODS else "none"
-            single["rekey_method" if low.startswith("x-cstp") else "dtls_rekey_method"] = method
-        elif low in ("x-cstp-content-encoding", "x-dtls-content-encoding"):
-            if value.lower() not in _ENCODINGS:
-                raise RemoteProtocolError(f"CONNECT response header {name}: unknown encoding {value!r}")
-            key = "content_encoding" if low.startswith("x-cstp") else "dtls_content_encoding"
-            single[key] = value.lower()
-        elif low == "x-cstp-tunnel-all-dns":
-            single["tunnel_all_dns"] = _bool(value)
-        elif low == "x-dtls-session-id":
-            single["dtls_session_id"] = _hex_id(name, value, exact=32)
-        elif low == "x-dtls-app-id":
-            single["dtls_app_id"] = _hex_id(name, value, exact=None)
+        elif (field_value := _single_field(name, low, value)) is not None:
+            single[field_value[0]] = field_value[1]
         else:
-            extra.append((name, raw_value.strip()))
+            extra.append((name, value))
     if "address" not in single and "address_ip6" not in single:
-        raise RemoteProtocolError("No IP address received (no X-CSTP-Address in the CONNECT response)")
+        raise RemoteProtocolError(
+            "No IP address received (no X-CSTP-Address in the CONNECT response)"
+        )
     if "cstp_mtu" not in single:
         raise RemoteProtocolError("No MTU received (no X-CSTP-MTU in the CONNECT response)")
     kwargs: dict[str, object] = dict(single)

@@ -64,6 +64,4 @@ ANYCONNECT_4_10_LINUX = ClientProfile(
     cstp_protocol_blurb=True,
 )
 
-PROFILES: dict[str, ClientProfile] = {
-    p.name: p for p in (OPENCONNECT_9_01, ANYCONNECT_4_10_LINUX)
-}
+PROFILES: dict[str, ClientProfile] = {p.name: p for p in (OPENCONNECT_9_01, ANYCONNECT_4_10_LINUX)}

@@ -11,6 +11,7 @@ reason; core errors arrive already typed (``tunnelswarm.errors``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import trio
@@ -55,7 +56,9 @@ class TlsStream:
         except trio.TooSlowError:
             raise ConnectionLost(f"TCP connect to {host}:{port} timed out") from None
         except OSError as e:
-            raise ConnectionLost(f"TCP connect to {host}:{port} failed: {e.strerror or e}") from None
+            raise ConnectionLost(
+                f"TCP connect to {host}:{port} failed: {e.strerror or e}"
+            ) from None
         self = cls(tcp, conn)
         try:
             with trio.fail_after(connect_timeout):
@@ -99,17 +102,15 @@ class TlsStream:
             return False
         self.bytes_in += len(data)
         try:
-            self.conn.handle_input(now_us(), data)
+            self.conn.handle_input(now_us(), bytes(data))
         finally:
             # alerts (e.g. bad_certificate) must still reach the peer
             await self._flush_quietly()
         return True
 
     async def _flush_quietly(self) -> None:
-        try:
+        with contextlib.suppress(ConnectionLost):
             await self.flush()
-        except ConnectionLost:
-            pass
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):

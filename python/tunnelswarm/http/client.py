@@ -94,6 +94,7 @@ class HttpConnection:
         self.stream = stream
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.usable = True
+        self._pending_error: ConnectionLost | TlsError | None = None
 
     async def _send(self, event: h11.Event) -> None:
         try:
@@ -110,19 +111,51 @@ class HttpConnection:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as e:
                 self.usable = False
+                if self._pending_error is not None:
+                    # cut short by the TLS failure: that is the cause to report
+                    raise self._pending_error from None
                 raise HttpProtocolError(f"malformed HTTP from headend: {e}") from None
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
+            if self._pending_error is not None:
+                raise self._pending_error
             try:
                 more = await self.stream.receive()
-            except (ConnectionLost, TlsError):
+            except (ConnectionLost, TlsError) as e:
+                # the headend may answer and hang up at once (ocserv: "401" then an
+                # access_denied alert, protocol.md §2.4): parse what arrived first
                 self.usable = False
-                raise
+                data = self.stream.conn.read_http()
+                if not data:
+                    raise
+                self._pending_error = e
+                self._h11.receive_data(data)
+                self._h11.receive_data(b"")
+                continue
             data = self.stream.conn.read_http()
             if data:
                 self._h11.receive_data(data)
             if not more:
                 self._h11.receive_data(b"")
+
+    def _check_head_size(self, event: h11.Response) -> None:
+        # h11 bounds only an *incomplete* head; one that completes within the last read
+        # can be larger, so check the head's size (as h11 kept it) here too
+        size = 15 + len(event.reason)
+        size += sum(len(n) + len(v) + 4 for n, v in event.headers.raw_items())
+        if size > MAX_HEADER_BYTES:
+            self.usable = False
+            raise HttpProtocolError(f"HTTP response header block exceeds {MAX_HEADER_BYTES} bytes")
+
+    def _after_response(self, closed: bool) -> bool:
+        """Mark the connection unusable unless it can carry another request."""
+        # a body delimited by the end of the connection leaves h11 DONE/DONE, but the
+        # TLS stream is finished: no further request can go on it
+        eof = self.stream.eof or self.stream.conn.peer_closed
+        cycle_done = self._h11.their_state is h11.DONE and self._h11.our_state is h11.DONE
+        if closed or eof or not cycle_done:
+            self.usable = False
+        return not self.usable
 
     async def request(
         self,
@@ -154,6 +187,7 @@ class HttpConnection:
         resp_headers = tuple(
             (n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers.raw_items()
         )
+        self._check_head_size(event)
         if method == "CONNECT" and 200 <= status < 300:
             trailing, _closed = self._h11.trailing_data
             self.usable = False
@@ -181,8 +215,5 @@ class HttpConnection:
             elif isinstance(event, h11.ConnectionClosed):
                 closed = True
                 break
-        if closed or self._h11.their_state is not h11.DONE or self._h11.our_state is not h11.DONE:
-            self.usable = False
-        return HttpResponse(
-            status, reason, resp_headers, b"".join(chunks), closed=closed or not self.usable
-        )
+        closed = self._after_response(closed)
+        return HttpResponse(status, reason, resp_headers, b"".join(chunks), closed=closed)

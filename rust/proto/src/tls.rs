@@ -65,7 +65,10 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {}
 
 fn one_line(s: impl fmt::Display) -> String {
-    s.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A `TimeProvider` that returns the wall time the caller gave us (no clock reads).
@@ -74,7 +77,9 @@ struct FixedTime(u64);
 
 impl rustls::time_provider::TimeProvider for FixedTime {
     fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(self.0)))
+        Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            self.0,
+        )))
     }
 }
 
@@ -137,10 +142,14 @@ impl ServerCertVerifier for Verifier {
         if let Ok(mut r) = self.report.lock() {
             r.0.clone_from(&pin);
         }
-        let shown = pin.clone().unwrap_or_else(|| "(unparseable certificate)".into());
+        let shown = pin
+            .clone()
+            .unwrap_or_else(|| "(unparseable certificate)".into());
         if !self.pins.is_empty() {
             return match &pin {
-                Some(p) if self.pins.iter().any(|want| want == p) => Ok(ServerCertVerified::assertion()),
+                Some(p) if self.pins.iter().any(|want| want == p) => {
+                    Ok(ServerCertVerified::assertion())
+                }
                 _ => Err(self.refuse(format!("its key {shown} matches no --servercert pin"))),
             };
         }
@@ -249,12 +258,15 @@ impl TlsSession {
             Some(pem) => {
                 let mut roots = RootCertStore::empty();
                 for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| TlsError::Config(format!("CA bundle: {}", one_line(e))))?;
+                    let cert =
+                        cert.map_err(|e| TlsError::Config(format!("CA bundle: {}", one_line(e))))?;
                     // Skip individual unusable roots, as system bundles contain some.
                     let _ = roots.add(cert);
                 }
                 if roots.is_empty() {
-                    return Err(TlsError::Config("CA bundle holds no usable certificate".into()));
+                    return Err(TlsError::Config(
+                        "CA bundle holds no usable certificate".into(),
+                    ));
                 }
                 Some(
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -265,7 +277,9 @@ impl TlsSession {
         };
         for p in &opts.pins {
             if !p.starts_with("pin-sha256:") {
-                return Err(TlsError::Config(format!("unsupported pin {p:?}: want pin-sha256:<base64>")));
+                return Err(TlsError::Config(format!(
+                    "unsupported pin {p:?}: want pin-sha256:<base64>"
+                )));
             }
         }
         let verifier = Arc::new(Verifier {
@@ -300,27 +314,37 @@ impl TlsSession {
     }
 
     /// A server session (the mock ASA) from a PEM chain and PEM private key.
-    pub fn server(chain_pem: &[u8], key_pem: &[u8], wall_time_unix_s: u64, keylog: bool) -> Result<Self, TlsError> {
+    pub fn server(
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        wall_time_unix_s: u64,
+        keylog: bool,
+    ) -> Result<Self, TlsError> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<_, _>>()
             .map_err(|e| TlsError::Config(format!("certificate chain: {}", one_line(e))))?;
         if chain.is_empty() {
-            return Err(TlsError::Config("certificate chain PEM holds no certificate".into()));
+            return Err(TlsError::Config(
+                "certificate chain PEM holds no certificate".into(),
+            ));
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| TlsError::Config(format!("private key: {}", one_line(e))))?;
-        let mut config =
-            rustls::ServerConfig::builder_with_details(provider(), Arc::new(FixedTime(wall_time_unix_s)))
-                .with_protocol_versions(rustls::DEFAULT_VERSIONS)
-                .map_err(|e| TlsError::Config(one_line(e)))?
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .map_err(|e| TlsError::Config(one_line(e)))?;
+        let mut config = rustls::ServerConfig::builder_with_details(
+            provider(),
+            Arc::new(FixedTime(wall_time_unix_s)),
+        )
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map_err(|e| TlsError::Config(one_line(e)))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(one_line(e)))?;
         let keylog_buf = keylog.then(|| Arc::new(KeyLogBuffer::default()));
         if let Some(k) = &keylog_buf {
             config.key_log = k.clone();
         }
-        let conn = rustls::ServerConnection::new(Arc::new(config)).map_err(|e| TlsError::Config(one_line(e)))?;
+        let conn = rustls::ServerConnection::new(Arc::new(config))
+            .map_err(|e| TlsError::Config(one_line(e)))?;
         Ok(TlsSession {
             conn: conn.into(),
             plaintext: Vec::new(),
@@ -341,7 +365,9 @@ impl TlsSession {
         }
         match e {
             rustls::Error::AlertReceived(a) => TlsError::AlertReceived(format!("{a:?}")),
-            rustls::Error::InvalidCertificate(c) => TlsError::Certificate(one_line(format!("{c:?}"))),
+            rustls::Error::InvalidCertificate(c) => {
+                TlsError::Certificate(one_line(format!("{c:?}")))
+            }
             other => TlsError::Protocol(one_line(other)),
         }
     }
@@ -362,6 +388,9 @@ impl TlsSession {
                 Err(e) => return Err(self.fail(TlsError::Protocol(one_line(e)))),
             }
             if let Err(e) = self.conn.process_new_packets() {
+                // keep what arrived before the failure (e.g. "401" just before an
+                // access_denied alert): the caller still reads it
+                let _ = self.drain_plaintext();
                 let e = self.map_error(e);
                 return Err(self.fail(e));
             }
@@ -464,7 +493,9 @@ impl TlsSession {
 
     /// IANA name of the negotiated cipher suite.
     pub fn cipher_suite(&self) -> Option<String> {
-        self.conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()))
+        self.conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
     }
 
     /// `pin-sha256:` of the server's end-entity certificate (client role, after it was seen).
@@ -476,11 +507,19 @@ impl TlsSession {
                 }
             }
         }
-        self.conn.peer_certificates().and_then(|c| c.first()).and_then(|c| x509::pin_sha256(c))
+        self.conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| x509::pin_sha256(c))
     }
 
     /// RFC 5705 / RFC 8446 §7.5 exporter (PSK-NEGOTIATE uses `EXPORTER-openconnect-psk`).
-    pub fn export_keying_material(&self, label: &[u8], context: Option<&[u8]>, len: usize) -> Result<Vec<u8>, TlsError> {
+    pub fn export_keying_material(
+        &self,
+        label: &[u8],
+        context: Option<&[u8]>,
+        len: usize,
+    ) -> Result<Vec<u8>, TlsError> {
         self.conn
             .export_keying_material(vec![0u8; len], label, context)
             .map_err(|e| TlsError::Protocol(one_line(e)))
@@ -488,7 +527,9 @@ impl TlsSession {
 
     /// TLS 1.3 KeyUpdate (rekey method "ssl" over TLS 1.3). Fails under TLS 1.2.
     pub fn refresh_traffic_keys(&mut self) -> Result<(), TlsError> {
-        self.conn.refresh_traffic_keys().map_err(|e| TlsError::Protocol(one_line(e)))
+        self.conn
+            .refresh_traffic_keys()
+            .map_err(|e| TlsError::Protocol(one_line(e)))
     }
 
     /// Key-log lines collected since the last call.
@@ -530,7 +571,10 @@ pub(crate) mod tests {
     pub(crate) const NOW: u64 = 1_800_000_000;
 
     /// Pump bytes between two sessions until both are quiet.
-    pub(crate) fn pump(a: &mut TlsSession, b: &mut TlsSession) -> (Result<(), TlsError>, Result<(), TlsError>) {
+    pub(crate) fn pump(
+        a: &mut TlsSession,
+        b: &mut TlsSession,
+    ) -> (Result<(), TlsError>, Result<(), TlsError>) {
         let (mut ra, mut rb) = (Ok(()), Ok(()));
         for _ in 0..20 {
             let mut moved = false;
@@ -565,8 +609,13 @@ pub(crate) mod tests {
     #[test]
     fn handshake_with_ca_and_data_both_ways() {
         let p = pki();
-        let mut c = client(ClientOptions { roots_pem: Some(p.ca_pem.clone().into_bytes()), keylog: true, ..Default::default() });
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut c = client(ClientOptions {
+            roots_pem: Some(p.ca_pem.clone().into_bytes()),
+            keylog: true,
+            ..Default::default()
+        });
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let (a, b) = pump(&mut c, &mut s);
         a.unwrap();
         b.unwrap();
@@ -580,8 +629,12 @@ pub(crate) mod tests {
         assert_eq!(s.take_plaintext(), b"POST / HTTP/1.1\r\n\r\n");
         assert_eq!(c.take_plaintext(), b"HTTP/1.1 200 OK\r\n\r\n");
         assert!(!c.take_keylog().is_empty());
-        let ek1 = c.export_keying_material(b"EXPORTER-openconnect-psk", None, 32).unwrap();
-        let ek2 = s.export_keying_material(b"EXPORTER-openconnect-psk", None, 32).unwrap();
+        let ek1 = c
+            .export_keying_material(b"EXPORTER-openconnect-psk", None, 32)
+            .unwrap();
+        let ek2 = s
+            .export_keying_material(b"EXPORTER-openconnect-psk", None, 32)
+            .unwrap();
         assert_eq!(ek1, ek2);
         // clean close
         c.close();
@@ -593,8 +646,12 @@ pub(crate) mod tests {
     #[test]
     fn pin_accepts_without_roots_and_refuses_wrong_pin() {
         let p = pki();
-        let mut c = client(ClientOptions { pins: vec![p.pin.clone()], ..Default::default() });
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut c = client(ClientOptions {
+            pins: vec![p.pin.clone()],
+            ..Default::default()
+        });
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let (a, _) = pump(&mut c, &mut s);
         a.unwrap();
         assert!(!c.is_handshaking());
@@ -603,7 +660,8 @@ pub(crate) mod tests {
             pins: vec!["pin-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()],
             ..Default::default()
         });
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let (a, b) = pump(&mut c, &mut s);
         let e = a.unwrap_err();
         assert!(matches!(e, TlsError::Certificate(_)), "{e}");
@@ -616,14 +674,22 @@ pub(crate) mod tests {
     fn unknown_ca_refused_with_pin_hint_unless_insecure() {
         let p = pki();
         let other = pki();
-        let mut c = client(ClientOptions { roots_pem: Some(other.ca_pem.into_bytes()), ..Default::default() });
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut c = client(ClientOptions {
+            roots_pem: Some(other.ca_pem.into_bytes()),
+            ..Default::default()
+        });
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let e = pump(&mut c, &mut s).0.unwrap_err();
         assert!(e.to_string().contains("--servercert pin-sha256:"), "{e}");
         assert!(!e.to_string().contains('\n'));
 
-        let mut c = client(ClientOptions { insecure: true, ..Default::default() });
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut c = client(ClientOptions {
+            insecure: true,
+            ..Default::default()
+        });
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         pump(&mut c, &mut s).0.unwrap();
     }
 
@@ -631,7 +697,8 @@ pub(crate) mod tests {
     fn no_roots_no_pin_is_refused() {
         let p = pki();
         let mut c = client(ClientOptions::default());
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let e = pump(&mut c, &mut s).0.unwrap_err();
         assert!(matches!(e, TlsError::Certificate(_)));
     }
@@ -646,36 +713,56 @@ pub(crate) mod tests {
             ..Default::default()
         })
         .unwrap();
-        let mut s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        let mut s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let e = pump(&mut c, &mut s).0.unwrap_err();
         assert!(e.to_string().contains("not valid yet"), "{e}");
     }
 
     #[test]
     fn garbage_is_a_sticky_protocol_error() {
-        let mut c = client(ClientOptions { insecure: true, ..Default::default() });
+        let mut c = client(ClientOptions {
+            insecure: true,
+            ..Default::default()
+        });
         let _ = c.poll_transmit();
-        let e = c.handle_input(0, b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap_err();
+        let e = c
+            .handle_input(0, b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .unwrap_err();
         assert!(matches!(e, TlsError::Protocol(_)));
         assert_eq!(c.handle_input(0, b"x"), Err(e));
     }
 
     #[test]
     fn eof_without_close_notify() {
-        let mut c = client(ClientOptions { insecure: true, ..Default::default() });
+        let mut c = client(ClientOptions {
+            insecure: true,
+            ..Default::default()
+        });
         assert_eq!(c.handle_eof(0), Err(TlsError::UnexpectedEof));
     }
 
     #[test]
     fn bad_config_is_reported() {
         assert!(matches!(
-            TlsSession::client(&ClientOptions { server_name: "bad name!".into(), insecure: true, ..Default::default() }),
+            TlsSession::client(&ClientOptions {
+                server_name: "bad name!".into(),
+                insecure: true,
+                ..Default::default()
+            }),
             Err(TlsError::Config(_))
         ));
         assert!(matches!(
-            TlsSession::client(&ClientOptions { server_name: "x".into(), pins: vec!["sha1:00".into()], ..Default::default() }),
+            TlsSession::client(&ClientOptions {
+                server_name: "x".into(),
+                pins: vec!["sha1:00".into()],
+                ..Default::default()
+            }),
             Err(TlsError::Config(_))
         ));
-        assert!(matches!(TlsSession::server(b"", b"", NOW, false), Err(TlsError::Config(_))));
+        assert!(matches!(
+            TlsSession::server(b"", b"", NOW, false),
+            Err(TlsError::Config(_))
+        ));
     }
 }

@@ -10,8 +10,11 @@
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-/// Split one DER TLV off `input`: returns (tag, whole element, content, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One DER element split off the front of a buffer: (tag, whole element, content, rest).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// Split one DER TLV off `input`.
+fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -61,7 +64,10 @@ pub fn spki_of_certificate(cert_der: &[u8]) -> Option<&[u8]> {
 pub fn pin_sha256(cert_der: &[u8]) -> Option<String> {
     let spki = spki_of_certificate(cert_der)?;
     let digest = Sha256::digest(spki);
-    Some(format!("pin-sha256:{}", base64::engine::general_purpose::STANDARD.encode(digest)))
+    Some(format!(
+        "pin-sha256:{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    ))
 }
 
 #[cfg(test)]
@@ -82,7 +88,10 @@ mod tests {
     #[test]
     fn garbage_gives_none() {
         assert_eq!(spki_of_certificate(&[]), None);
-        assert_eq!(spki_of_certificate(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            spki_of_certificate(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
         assert_eq!(spki_of_certificate(&[0x30, 0x03, 0x30, 0x01, 0x00]), None);
         for n in 0..200u8 {
             let junk: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ n).collect();

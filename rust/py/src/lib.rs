@@ -35,7 +35,9 @@ fn to_py(e: CstpError) -> PyErr {
         CstpError::Tls(TlsError::UnexpectedEof) => ConnectionLost::new_err(msg),
         CstpError::Tls(TlsError::Config(_)) => ConfigError::new_err(msg),
         CstpError::Tls(_) => PyTlsError::new_err(msg),
-        CstpError::Frame(FrameError::PayloadTooLarge(_)) | CstpError::Misuse(_) => LocalProtocolError::new_err(msg),
+        CstpError::Frame(FrameError::PayloadTooLarge(_)) | CstpError::Misuse(_) => {
+            LocalProtocolError::new_err(msg)
+        }
         CstpError::Frame(_) | CstpError::UnknownPacket(_) => CstpFramingError::new_err(msg),
     }
 }
@@ -45,7 +47,9 @@ fn tls_err(e: TlsError) -> PyErr {
 }
 
 fn now_us(now: i64) -> PyResult<u64> {
-    u64::try_from(now).map_err(|_| LocalProtocolError::new_err(format!("now must be >= 0 microseconds, got {now}")))
+    u64::try_from(now).map_err(|_| {
+        LocalProtocolError::new_err(format!("now must be >= 0 microseconds, got {now}"))
+    })
 }
 
 /// One event of a CSTP connection.
@@ -84,7 +88,12 @@ fn event_to_py(py: Python<'_>, e: Event) -> CstpEvent {
         Event::PeerDead => ("peer-dead", Vec::new(), None, String::new()),
         Event::RekeyDue => ("rekey-due", Vec::new(), None, String::new()),
     };
-    CstpEvent { kind, payload: PyBytes::new(py, &payload).unbind(), reason, text }
+    CstpEvent {
+        kind,
+        payload: PyBytes::new(py, &payload).unbind(),
+        reason,
+        text,
+    }
 }
 
 /// TLS + HTTP + CSTP of one TCP connection (either role).
@@ -117,14 +126,18 @@ impl CstpConnection {
             tls12_only,
         })
         .map_err(tls_err)?;
-        Ok(CstpConnection { inner: cstp::CstpConnection::new(tls, Role::Client) })
+        Ok(CstpConnection {
+            inner: cstp::CstpConnection::new(tls, Role::Client),
+        })
     }
 
     #[staticmethod]
     #[pyo3(signature = (chain_pem, key_pem, *, wall_time, keylog=false))]
     fn server(chain_pem: &[u8], key_pem: &[u8], wall_time: u64, keylog: bool) -> PyResult<Self> {
         let tls = TlsSession::server(chain_pem, key_pem, wall_time, keylog).map_err(tls_err)?;
-        Ok(CstpConnection { inner: cstp::CstpConnection::new(tls, Role::Server) })
+        Ok(CstpConnection {
+            inner: cstp::CstpConnection::new(tls, Role::Server),
+        })
     }
 
     fn handle_input(&mut self, now: i64, data: &[u8]) -> PyResult<()> {
@@ -145,8 +158,23 @@ impl CstpConnection {
     }
 
     #[pyo3(signature = (now, *, dpd, keepalive, rekey, leftover=None))]
-    fn start_cstp(&mut self, now: i64, dpd: u32, keepalive: u32, rekey: u32, leftover: Option<&[u8]>) -> PyResult<()> {
-        self.inner.start_cstp(now_us(now)?, dpd, keepalive, rekey, leftover.unwrap_or_default()).map_err(to_py)
+    fn start_cstp(
+        &mut self,
+        now: i64,
+        dpd: u32,
+        keepalive: u32,
+        rekey: u32,
+        leftover: Option<&[u8]>,
+    ) -> PyResult<()> {
+        self.inner
+            .start_cstp(
+                now_us(now)?,
+                dpd,
+                keepalive,
+                rekey,
+                leftover.unwrap_or_default(),
+            )
+            .map_err(to_py)
     }
 
     fn send_data(&mut self, now: i64, packet: &[u8]) -> PyResult<()> {
@@ -154,11 +182,15 @@ impl CstpConnection {
     }
 
     fn send_frame(&mut self, now: i64, packet_type: u8, payload: &[u8]) -> PyResult<()> {
-        self.inner.send_frame(now_us(now)?, PacketType::from_code(packet_type), payload).map_err(to_py)
+        self.inner
+            .send_frame(now_us(now)?, PacketType::from_code(packet_type), payload)
+            .map_err(to_py)
     }
 
     fn send_disconnect(&mut self, now: i64, reason: u8, text: &str) -> PyResult<()> {
-        self.inner.send_disconnect(now_us(now)?, reason, text).map_err(to_py)
+        self.inner
+            .send_disconnect(now_us(now)?, reason, text)
+            .map_err(to_py)
     }
 
     fn close(&mut self) {
@@ -170,7 +202,9 @@ impl CstpConnection {
     }
 
     fn poll_events(&mut self, py: Python<'_>) -> Vec<CstpEvent> {
-        std::iter::from_fn(|| self.inner.poll_event()).map(|e| event_to_py(py, e)).collect()
+        std::iter::from_fn(|| self.inner.poll_event())
+            .map(|e| event_to_py(py, e))
+            .collect()
     }
 
     fn next_deadline(&self) -> Option<u64> {
@@ -219,7 +253,11 @@ impl CstpConnection {
         length: usize,
         context: Option<&[u8]>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let v = self.inner.tls().export_keying_material(label, context, length).map_err(tls_err)?;
+        let v = self
+            .inner
+            .tls()
+            .export_keying_material(label, context, length)
+            .map_err(tls_err)?;
         Ok(PyBytes::new(py, &v))
     }
 
@@ -262,7 +300,9 @@ impl Deframer {
     #[new]
     #[pyo3(signature = (max_payload=16384))]
     fn new(max_payload: usize) -> Self {
-        Deframer { inner: cstp::Deframer::new(max_payload) }
+        Deframer {
+            inner: cstp::Deframer::new(max_payload),
+        }
     }
 
     fn push(&mut self, data: &[u8]) -> PyResult<()> {
@@ -289,8 +329,13 @@ impl Deframer {
 
 /// Encode one CSTP frame.
 #[pyfunction]
-fn encode_frame<'py>(py: Python<'py>, packet_type: u8, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let v = cstp::encode(PacketType::from_code(packet_type), payload).map_err(|e| to_py(e.into()))?;
+fn encode_frame<'py>(
+    py: Python<'py>,
+    packet_type: u8,
+    payload: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let v =
+        cstp::encode(PacketType::from_code(packet_type), payload).map_err(|e| to_py(e.into()))?;
     Ok(PyBytes::new(py, &v))
 }
 
@@ -318,7 +363,10 @@ pub struct ProbeResult {
 #[pymethods]
 impl ProbeResult {
     fn __repr__(&self) -> String {
-        format!("ProbeResult(kind={:?}, seq={:?}, rtt_us={:?})", self.kind, self.seq, self.rtt_us)
+        format!(
+            "ProbeResult(kind={:?}, seq={:?}, rtt_us={:?})",
+            self.kind, self.seq, self.rtt_us
+        )
     }
 }
 
@@ -336,7 +384,12 @@ fn verdict_to_py(v: ProbeVerdict) -> ProbeResult {
         reason: None,
     };
     match v {
-        ProbeVerdict::Reply { seq, rtt_us, ttl, bytes } => {
+        ProbeVerdict::Reply {
+            seq,
+            rtt_us,
+            ttl,
+            bytes,
+        } => {
             r.kind = "reply";
             r.seq = Some(seq);
             r.rtt_us = Some(rtt_us);
@@ -351,7 +404,13 @@ fn verdict_to_py(v: ProbeVerdict) -> ProbeResult {
             r.kind = "late";
             r.seq = Some(seq);
         }
-        ProbeVerdict::IcmpError { icmp_type, code, seq, mtu, from } => {
+        ProbeVerdict::IcmpError {
+            icmp_type,
+            code,
+            seq,
+            mtu,
+            from,
+        } => {
             r.kind = "icmp-error";
             r.seq = seq;
             r.icmp_type = Some(icmp_type);
@@ -376,7 +435,8 @@ pub struct Prober {
 }
 
 fn parse_v4(s: &str, what: &str) -> PyResult<Ipv4Addr> {
-    s.parse().map_err(|_| ConfigError::new_err(format!("{what} {s:?} is not an IPv4 address")))
+    s.parse()
+        .map_err(|_| ConfigError::new_err(format!("{what} {s:?} is not an IPv4 address")))
 }
 
 #[pymethods]
@@ -398,7 +458,11 @@ impl Prober {
         let kind = match kind {
             "icmp" => ProbeKind::IcmpEcho { ident },
             "udp" => ProbeKind::Udp { src_port, dst_port },
-            other => return Err(ConfigError::new_err(format!("probe kind {other:?} is not 'icmp' or 'udp'"))),
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "probe kind {other:?} is not 'icmp' or 'udp'"
+                )))
+            }
         };
         let cfg = ProbeConfig {
             src: parse_v4(src, "probe source")?,
@@ -419,7 +483,9 @@ impl Prober {
     }
 
     fn handle_packet(&mut self, now: i64, packet: &[u8]) -> PyResult<ProbeResult> {
-        Ok(verdict_to_py(self.inner.handle_packet(now_us(now)?, packet)))
+        Ok(verdict_to_py(
+            self.inner.handle_packet(now_us(now)?, packet),
+        ))
     }
 
     fn expire(&mut self, now: i64, timeout_us: u64) -> PyResult<Vec<u32>> {

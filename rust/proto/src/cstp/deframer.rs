@@ -29,7 +29,12 @@ impl Default for Deframer {
 impl Deframer {
     /// A deframer refusing payloads over `max_payload` bytes.
     pub fn new(max_payload: usize) -> Self {
-        Deframer { buf: Vec::new(), start: 0, max_payload, error: None }
+        Deframer {
+            buf: Vec::new(),
+            start: 0,
+            max_payload,
+            error: None,
+        }
     }
 
     /// Append received bytes. Returns the sticky error if the stream is already broken.
@@ -81,7 +86,10 @@ impl Deframer {
         }
         let len = usize::from(u16::from_be_bytes([avail[4], avail[5]]));
         if len > self.max_payload {
-            return self.fail(FrameError::Oversized { len, max: self.max_payload });
+            return self.fail(FrameError::Oversized {
+                len,
+                max: self.max_payload,
+            });
         }
         if avail.len() < HEADER_LEN + len {
             return Ok(None);
@@ -150,7 +158,10 @@ mod tests {
     fn oversized_refused_before_payload_arrives() {
         let mut d = Deframer::new(100);
         d.push(&[0x53, 0x54, 0x46, 0x01, 0, 101, 0, 0]).unwrap();
-        assert_eq!(d.next_frame(), Err(FrameError::Oversized { len: 101, max: 100 }));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::Oversized { len: 101, max: 100 })
+        );
     }
 
     #[test]
@@ -158,18 +169,26 @@ mod tests {
         let mut d = Deframer::default();
         d.push(&[0x53, 0x54, 0x46]).unwrap();
         assert_eq!(d.next_frame(), Ok(None));
-        assert_eq!(d.finish(), Err(FrameError::EofMidFrame { have: 3, need: 8 }));
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::EofMidFrame { have: 3, need: 8 })
+        );
 
         let mut d = Deframer::default();
-        d.push(&[0x53, 0x54, 0x46, 0x01, 0, 10, 0, 0, 1, 2]).unwrap();
+        d.push(&[0x53, 0x54, 0x46, 0x01, 0, 10, 0, 0, 1, 2])
+            .unwrap();
         assert_eq!(d.next_frame(), Ok(None));
-        assert_eq!(d.finish(), Err(FrameError::EofMidFrame { have: 10, need: 18 }));
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::EofMidFrame { have: 10, need: 18 })
+        );
     }
 
     #[test]
     fn clean_eof_is_ok() {
         let mut d = Deframer::default();
-        d.push(&encode(PacketType::Keepalive, &[]).unwrap()).unwrap();
+        d.push(&encode(PacketType::Keepalive, &[]).unwrap())
+            .unwrap();
         assert_eq!(drain(&mut d).unwrap().len(), 1);
         assert_eq!(d.finish(), Ok(()));
     }
@@ -183,7 +202,16 @@ mod tests {
 
     fn arb_frame() -> impl Strategy<Value = (u8, Vec<u8>)> {
         (
-            prop_oneof![Just(0u8), Just(3), Just(4), Just(5), Just(7), Just(8), Just(9), any::<u8>()],
+            prop_oneof![
+                Just(0u8),
+                Just(3),
+                Just(4),
+                Just(5),
+                Just(7),
+                Just(8),
+                Just(9),
+                any::<u8>()
+            ],
             proptest::collection::vec(any::<u8>(), 0..300),
         )
     }

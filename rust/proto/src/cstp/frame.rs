@@ -130,7 +130,10 @@ impl fmt::Display for FrameError {
             }
             FrameError::BadByte7(b) => write!(f, "CSTP header byte 7 is {b:#04x}, must be 0x00"),
             FrameError::Oversized { len, max } => {
-                write!(f, "CSTP frame announces a {len}-byte payload, limit is {max}")
+                write!(
+                    f,
+                    "CSTP frame announces a {len}-byte payload, limit is {max}"
+                )
             }
             FrameError::EofMidFrame { have, need } => write!(
                 f,
@@ -151,7 +154,8 @@ pub fn encode(ptype: PacketType, payload: &[u8]) -> Result<Vec<u8>, FrameError> 
     if payload.len() > MAX_SEND_PAYLOAD {
         return Err(FrameError::PayloadTooLarge(payload.len()));
     }
-    let len = u16::try_from(payload.len()).map_err(|_| FrameError::PayloadTooLarge(payload.len()))?;
+    let len =
+        u16::try_from(payload.len()).map_err(|_| FrameError::PayloadTooLarge(payload.len()))?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&len.to_be_bytes());
@@ -187,13 +191,19 @@ impl Disconnect {
     /// Interpret a DISCONNECT payload. Never fails: any bytes are a valid payload.
     pub fn parse(payload: &[u8]) -> Self {
         match payload.split_first() {
-            None => Disconnect { reason: None, text: String::new() },
+            None => Disconnect {
+                reason: None,
+                text: String::new(),
+            },
             Some((&r, rest)) => {
                 let text: String = String::from_utf8_lossy(rest)
                     .chars()
                     .filter(|c| !c.is_control())
                     .collect();
-                Disconnect { reason: Some(r), text }
+                Disconnect {
+                    reason: Some(r),
+                    text,
+                }
             }
         }
     }
@@ -223,15 +233,30 @@ mod tests {
 
     #[test]
     fn control_frames_match_protocol_md_10_1() {
-        assert_eq!(encode(PacketType::DpdReq, &[]).unwrap(), unhex("53 54 46 01 00 00 03 00"));
-        assert_eq!(encode(PacketType::DpdResp, &[]).unwrap(), unhex("53 54 46 01 00 00 04 00"));
-        assert_eq!(encode(PacketType::Keepalive, &[]).unwrap(), unhex("53 54 46 01 00 00 07 00"));
-        assert_eq!(encode(PacketType::Terminate, &[]).unwrap(), unhex("53 54 46 01 00 00 09 00"));
+        assert_eq!(
+            encode(PacketType::DpdReq, &[]).unwrap(),
+            unhex("53 54 46 01 00 00 03 00")
+        );
+        assert_eq!(
+            encode(PacketType::DpdResp, &[]).unwrap(),
+            unhex("53 54 46 01 00 00 04 00")
+        );
+        assert_eq!(
+            encode(PacketType::Keepalive, &[]).unwrap(),
+            unhex("53 54 46 01 00 00 07 00")
+        );
+        assert_eq!(
+            encode(PacketType::Terminate, &[]).unwrap(),
+            unhex("53 54 46 01 00 00 09 00")
+        );
     }
 
     #[test]
     fn bye_matches_openconnect() {
-        let bye = Disconnect { reason: Some(reason::USER_REQUESTED), text: "Aborted by caller".into() };
+        let bye = Disconnect {
+            reason: Some(reason::USER_REQUESTED),
+            text: "Aborted by caller".into(),
+        };
         let frame = encode(PacketType::Disconnect, &bye.to_payload()).unwrap();
         assert_eq!(
             frame,
@@ -242,8 +267,19 @@ mod tests {
 
     #[test]
     fn empty_disconnect_has_no_reason() {
-        assert_eq!(Disconnect::parse(&[]), Disconnect { reason: None, text: String::new() });
-        assert!(Disconnect { reason: None, text: String::new() }.to_payload().is_empty());
+        assert_eq!(
+            Disconnect::parse(&[]),
+            Disconnect {
+                reason: None,
+                text: String::new()
+            }
+        );
+        assert!(Disconnect {
+            reason: None,
+            text: String::new()
+        }
+        .to_payload()
+        .is_empty());
     }
 
     #[test]
@@ -274,7 +310,10 @@ mod tests {
         let errs = [
             FrameError::BadMagic(vec![0x48, 0x54]),
             FrameError::BadByte7(1),
-            FrameError::Oversized { len: 65535, max: 16384 },
+            FrameError::Oversized {
+                len: 65535,
+                max: 16384,
+            },
             FrameError::EofMidFrame { have: 3, need: 8 },
             FrameError::PayloadTooLarge(20000),
         ];

@@ -143,14 +143,23 @@ struct CstpStateBox(Box<CstpState>);
 
 impl fmt::Debug for CstpStateBox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CstpState").field("timers", &self.0.timers).finish_non_exhaustive()
+        f.debug_struct("CstpState")
+            .field("timers", &self.0.timers)
+            .finish_non_exhaustive()
     }
 }
 
 impl CstpConnection {
     /// Wrap a TLS session (handshake not yet done) in HTTP mode.
     pub fn new(tls: TlsSession, role: Role) -> Self {
-        CstpConnection { tls, role, cstp: None, events: VecDeque::new(), stats: CstpStats::default(), error: None }
+        CstpConnection {
+            tls,
+            role,
+            cstp: None,
+            events: VecDeque::new(),
+            stats: CstpStats::default(),
+            error: None,
+        }
     }
 
     /// The TLS session (for version, cipher, pin, exporter, key log).
@@ -184,6 +193,11 @@ impl CstpConnection {
             return Err(e.clone());
         }
         if let Err(e) = self.tls.handle_input(now, data) {
+            // frames that arrived before the failure still count (DISCONNECT, then alert)
+            if self.cstp.is_some() {
+                let pt = self.tls.take_plaintext();
+                let _ = self.feed_cstp(now, &pt);
+            }
             return Err(self.fail(e.into()));
         }
         if self.cstp.is_some() {
@@ -230,7 +244,14 @@ impl CstpConnection {
     /// Switch to CSTP mode. `leftover` = plaintext already read past the CONNECT
     /// exchange. Intervals in seconds from `X-CSTP-DPD` / `X-CSTP-Keepalive` /
     /// `X-CSTP-Rekey-Time` (0 = off).
-    pub fn start_cstp(&mut self, now: u64, dpd_s: u32, keepalive_s: u32, rekey_s: u32, leftover: &[u8]) -> Result<(), CstpError> {
+    pub fn start_cstp(
+        &mut self,
+        now: u64,
+        dpd_s: u32,
+        keepalive_s: u32,
+        rekey_s: u32,
+        leftover: &[u8],
+    ) -> Result<(), CstpError> {
         if self.cstp.is_some() {
             return Err(CstpError::Misuse("start_cstp called twice"));
         }
@@ -244,7 +265,9 @@ impl CstpConnection {
     }
 
     fn feed_cstp(&mut self, now: u64, data: &[u8]) -> Result<(), CstpError> {
-        let Some(st) = &mut self.cstp else { return Ok(()) };
+        let Some(st) = &mut self.cstp else {
+            return Ok(());
+        };
         if data.is_empty() {
             return Ok(());
         }
@@ -252,7 +275,9 @@ impl CstpConnection {
             return Err(self.fail(e.into()));
         }
         loop {
-            let Some(st) = &mut self.cstp else { return Ok(()) };
+            let Some(st) = &mut self.cstp else {
+                return Ok(());
+            };
             let f = match st.0.deframer.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
@@ -283,10 +308,17 @@ impl CstpConnection {
                     self.stats.keepalives_received += 1;
                     self.events.push_back(Event::Keepalive);
                 }
-                PacketType::Disconnect => self.events.push_back(Event::Disconnect(Disconnect::parse(&f.payload))),
-                PacketType::Terminate if self.role == Role::Client => self.events.push_back(Event::Terminate),
+                PacketType::Disconnect => self
+                    .events
+                    .push_back(Event::Disconnect(Disconnect::parse(&f.payload))),
+                PacketType::Terminate if self.role == Role::Client => {
+                    self.events.push_back(Event::Terminate)
+                }
                 other => {
-                    let bye = Disconnect { reason: Some(reason::USER_REQUESTED), text: "Unknown packet received".into() };
+                    let bye = Disconnect {
+                        reason: Some(reason::USER_REQUESTED),
+                        text: "Unknown packet received".into(),
+                    };
                     let _ = self.send_frame(now, PacketType::Disconnect, &bye.to_payload());
                     return Err(self.fail(CstpError::UnknownPacket(other.code())));
                 }
@@ -295,7 +327,12 @@ impl CstpConnection {
     }
 
     /// CSTP mode: send one frame of any type.
-    pub fn send_frame(&mut self, now: u64, ptype: PacketType, payload: &[u8]) -> Result<(), CstpError> {
+    pub fn send_frame(
+        &mut self,
+        now: u64,
+        ptype: PacketType,
+        payload: &[u8],
+    ) -> Result<(), CstpError> {
         let Some(st) = &mut self.cstp else {
             return Err(CstpError::Misuse("CSTP frame sent before start_cstp"));
         };
@@ -319,7 +356,10 @@ impl CstpConnection {
 
     /// CSTP mode: send DISCONNECT with a reason byte and text, then close_notify.
     pub fn send_disconnect(&mut self, now: u64, reason: u8, text: &str) -> Result<(), CstpError> {
-        let d = Disconnect { reason: Some(reason), text: text.to_owned() };
+        let d = Disconnect {
+            reason: Some(reason),
+            text: text.to_owned(),
+        };
         self.send_frame(now, PacketType::Disconnect, &d.to_payload())?;
         self.tls.close();
         Ok(())
@@ -340,7 +380,9 @@ impl CstpConnection {
         if self.error.is_some() {
             return None;
         }
-        self.cstp.as_ref().and_then(|st| st.0.timers.next_deadline())
+        self.cstp
+            .as_ref()
+            .and_then(|st| st.0.timers.next_deadline())
     }
 
     /// Run due timers (§7.1). Early calls do nothing.
@@ -349,7 +391,9 @@ impl CstpConnection {
             return Ok(());
         }
         loop {
-            let Some(st) = &mut self.cstp else { return Ok(()) };
+            let Some(st) = &mut self.cstp else {
+                return Ok(());
+            };
             match st.0.timers.action(now) {
                 KeepaliveAction::None => return Ok(()),
                 KeepaliveAction::Rekey => {
@@ -392,11 +436,19 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let s = TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
-        (CstpConnection::new(c, Role::Client), CstpConnection::new(s, Role::Server))
+        let s =
+            TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
+        (
+            CstpConnection::new(c, Role::Client),
+            CstpConnection::new(s, Role::Server),
+        )
     }
 
-    fn pump_c(a: &mut CstpConnection, b: &mut CstpConnection, now: u64) -> (Result<(), CstpError>, Result<(), CstpError>) {
+    fn pump_c(
+        a: &mut CstpConnection,
+        b: &mut CstpConnection,
+        now: u64,
+    ) -> (Result<(), CstpError>, Result<(), CstpError>) {
         let (mut ra, mut rb) = (Ok(()), Ok(()));
         for _ in 0..20 {
             let mut moved = false;
@@ -430,9 +482,13 @@ mod tests {
         let (a, b) = pump_c(&mut c, &mut s, 0);
         a.unwrap();
         b.unwrap();
-        c.write_http(b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n\r\n").unwrap();
+        c.write_http(b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n\r\n")
+            .unwrap();
         pump_c(&mut c, &mut s, 0).1.unwrap();
-        assert_eq!(s.read_http().unwrap(), b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            s.read_http().unwrap(),
+            b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n\r\n"
+        );
         s.write_http(b"HTTP/1.1 200 CONNECTED\r\n\r\n").unwrap();
         s.start_cstp(0, 30, 20, 0, &[]).unwrap();
         // the server's first frame may arrive in the same read as the response
@@ -453,7 +509,13 @@ mod tests {
         let (a, b) = pump_c(&mut c, &mut s, S);
         a.unwrap();
         b.unwrap();
-        assert_eq!(events(&mut s), vec![Event::Data(b"\x45packet".to_vec()), Event::DpdResponse(vec![])]);
+        assert_eq!(
+            events(&mut s),
+            vec![
+                Event::Data(b"\x45packet".to_vec()),
+                Event::DpdResponse(vec![])
+            ]
+        );
         assert_eq!(events(&mut c), vec![Event::DpdRequest(b"probe".to_vec())]);
         // server role echoes the payload (ocserv)
         c.send_frame(S, PacketType::DpdReq, b"xy").unwrap();
@@ -496,7 +558,10 @@ mod tests {
             events(&mut c),
             vec![
                 Event::Terminate,
-                Event::Disconnect(Disconnect { reason: Some(0xb0), text: "Administrator Reset".into() })
+                Event::Disconnect(Disconnect {
+                    reason: Some(0xb0),
+                    text: "Administrator Reset".into()
+                })
             ]
         );
         assert!(c.tls().peer_closed());
@@ -510,7 +575,10 @@ mod tests {
         assert_eq!(a, Err(CstpError::UnknownPacket(6)));
         assert_eq!(
             events(&mut s),
-            vec![Event::Disconnect(Disconnect { reason: Some(0xb0), text: "Unknown packet received".into() })]
+            vec![Event::Disconnect(Disconnect {
+                reason: Some(0xb0),
+                text: "Unknown packet received".into()
+            })]
         );
     }
 
@@ -518,17 +586,28 @@ mod tests {
     fn compressed_without_negotiation_is_refused() {
         let (mut c, mut s) = connected();
         s.send_frame(0, PacketType::Compressed, b"zz").unwrap();
-        assert_eq!(pump_c(&mut c, &mut s, 0).0, Err(CstpError::UnknownPacket(8)));
+        assert_eq!(
+            pump_c(&mut c, &mut s, 0).0,
+            Err(CstpError::UnknownPacket(8))
+        );
     }
 
     #[test]
     fn eof_mid_frame_is_an_error() {
         let (mut c, mut s) = connected();
         // a raw, truncated frame through TLS: bypass framing with write on the TLS
-        s.tls_mut().write(&[0x53, 0x54, 0x46, 0x01, 0x00, 0x10, 0x00, 0x00, 1, 2]).unwrap();
+        s.tls_mut()
+            .write(&[0x53, 0x54, 0x46, 0x01, 0x00, 0x10, 0x00, 0x00, 1, 2])
+            .unwrap();
         s.tls_mut().close();
         pump_c(&mut c, &mut s, 0).0.unwrap();
-        assert_eq!(c.handle_eof(0), Err(CstpError::Frame(FrameError::EofMidFrame { have: 10, need: 24 })));
+        assert_eq!(
+            c.handle_eof(0),
+            Err(CstpError::Frame(FrameError::EofMidFrame {
+                have: 10,
+                need: 24
+            }))
+        );
     }
 
     #[test]
@@ -537,7 +616,10 @@ mod tests {
         assert!(matches!(c.send_data(0, b"x"), Err(CstpError::Misuse(_))));
         let (mut c, _) = connected();
         assert!(matches!(c.write_http(b"x"), Err(CstpError::Misuse(_))));
-        assert!(matches!(c.start_cstp(0, 0, 0, 0, &[]), Err(CstpError::Misuse(_))));
+        assert!(matches!(
+            c.start_cstp(0, 0, 0, 0, &[]),
+            Err(CstpError::Misuse(_))
+        ));
     }
 
     #[test]

@@ -170,7 +170,10 @@ mod tests {
         let mut t = KeepaliveTimers::new(0, 5, 0, 0);
         let got = run(&mut t, 100 * SEC);
         use KeepaliveAction::*;
-        assert_eq!(got, vec![(5, SendDpd), (7, SendDpd), (9, SendDpd), (11, DpdDead)]);
+        assert_eq!(
+            got,
+            vec![(5, SendDpd), (7, SendDpd), (9, SendDpd), (11, DpdDead)]
+        );
     }
 
     #[test]
@@ -178,7 +181,10 @@ mod tests {
         let mut t = KeepaliveTimers::new(0, 30, 0, 0);
         let got = run(&mut t, 1000 * SEC);
         use KeepaliveAction::*;
-        assert_eq!(got, vec![(30, SendDpd), (45, SendDpd), (60, SendDpd), (75, DpdDead)]);
+        assert_eq!(
+            got,
+            vec![(30, SendDpd), (45, SendDpd), (60, SendDpd), (75, DpdDead)]
+        );
     }
 
     #[test]
