@@ -1,0 +1,63 @@
+# tunnelswarm — the README's commands. `make demo` and `make test` work on a fresh
+# machine: they create .venv, build the Rust extension (release, incremental) and go.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deps-stamp
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: demo test lint fmt build venv peers cargo-test pytest interop stubtest clean
+
+$(STAMP): pyproject.toml Cargo.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "maturin>=1.5,<2"
+	$(BIN)/maturin develop --release -q --extras dev
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Release build of the extension, installed editable into .venv (cargo is incremental).
+build: $(STAMP)
+	$(BIN)/maturin develop --release -q
+
+# Real peers for the interop tests and the demo (Debian packages; needs root).
+peers:
+	@if command -v ocserv >/dev/null && command -v openconnect >/dev/null && command -v tshark >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ocserv openconnect tshark >/dev/null; \
+	else echo "peers: ocserv/openconnect/tshark missing and cannot install them (not root or no apt-get); interop tests will skip"; fi
+
+demo: build peers
+	$(BIN)/python -m tunnelswarm.testing.demo
+
+lint: $(STAMP)
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --workspace -- -D warnings
+	$(BIN)/ruff check python tests
+	$(BIN)/ruff format --check python tests
+	$(BIN)/mypy --strict python/tunnelswarm
+
+stubtest: build
+	$(BIN)/python -m mypy.stubtest tunnelswarm._core --allowlist .mypy-stubtest-allowlist
+
+fmt: $(STAMP)
+	cargo fmt --all
+	$(BIN)/ruff format python tests
+	$(BIN)/ruff check --fix python tests
+
+cargo-test:
+	cargo test --workspace --exclude tunnelswarm-py
+
+# pytest exit 5 = nothing collected: always an error here (the suite is never empty).
+pytest: build peers
+	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
+
+test: lint stubtest cargo-test pytest
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

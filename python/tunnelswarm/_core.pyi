@@ -1,0 +1,251 @@
+"""Type stubs of ``tunnelswarm._core``, the PyO3 binding of the Rust sans-IO core.
+
+Every method follows the core's contract: inputs carry ``now`` (integer microseconds on
+the caller's monotonic timeline, e.g. ``int(trio.current_time() * 1e6)``); after any
+input the caller drains ``poll_transmit()``, then ``next_deadline()``, then
+``poll_events()``. Errors are the classes of :mod:`tunnelswarm.errors`.
+"""
+
+from typing import Final, Literal, final
+
+__version__: Final[str]
+#: largest payload of one CSTP frame that still fits one TLS record (16384 - 8)
+MAX_SEND_PAYLOAD: Final[int]
+
+EventKind = Literal[
+    "data",
+    "dpd-request",
+    "dpd-response",
+    "keepalive",
+    "disconnect",
+    "terminate",
+    "peer-dead",
+    "rekey-due",
+]
+
+@final
+class CstpEvent:
+    """Something that happened on a CSTP connection.
+
+    Attributes:
+        kind: what happened. ``dpd-request`` was already answered by the core;
+            ``peer-dead`` means more than 2 x DPD without any received frame
+            (protocol.md §7.1); ``rekey-due`` means the rekey interval elapsed.
+        payload: the frame payload (the IP packet for ``data``).
+        reason: the DISCONNECT reason byte (``0xb0`` user, ``0x91`` reconnecting), if any.
+        text: the DISCONNECT text, control characters removed.
+    """
+
+    @property
+    def kind(self) -> EventKind: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def reason(self) -> int | None: ...
+    @property
+    def text(self) -> str: ...
+
+@final
+class CstpConnection:
+    """TLS (rustls) + HTTP pass-through + CSTP framing and timers of one TCP connection.
+
+    Starts in HTTP mode (``write_http`` / ``read_http`` move plaintext); after ``200`` to
+    ``CONNECT``, ``start_cstp`` switches to CSTP frames. One frame is written per TLS
+    record (protocol.md §4.1).
+    """
+
+    @staticmethod
+    def client(
+        server_name: str,
+        *,
+        wall_time: int,
+        ca_pem: bytes | None = None,
+        pins: list[str] = ...,
+        insecure: bool = False,
+        keylog: bool = False,
+        tls12_only: bool = False,
+    ) -> CstpConnection:
+        """A client connection to ``server_name`` (SNI and name check).
+
+        Arguments:
+            wall_time: seconds since 1970, for certificate validity (the core reads no clock).
+            ca_pem: trusted roots (``--cafile`` or the system bundle).
+            pins: ``pin-sha256:<base64>`` pins; when given they replace the chain check.
+            insecure: accept any certificate (handshake signatures are still verified).
+            keylog: collect NSS key-log lines for ``take_keylog``.
+            tls12_only: offer TLS 1.2 only.
+
+        Raises:
+            ConfigError: bad name, pin syntax or CA bundle.
+        """
+
+    @staticmethod
+    def server(
+        chain_pem: bytes, key_pem: bytes, *, wall_time: int, keylog: bool = False
+    ) -> CstpConnection:
+        """A server (headend) connection with this certificate chain and key."""
+
+    def handle_input(self, now: int, data: bytes) -> None:
+        """Feed bytes received from TCP.
+
+        Raises:
+            TlsError, CertificateError: the TLS layer failed (sticky).
+            CstpFramingError: broken CSTP framing or an unexpected packet type (sticky; a
+                BYE ``b0 "Unknown packet received"`` is queued first, as openconnect does).
+        """
+
+    def handle_eof(self, now: int) -> None:
+        """The TCP stream ended. Raises ConnectionLost without close_notify, and
+        CstpFramingError when a frame was cut short."""
+
+    def write_http(self, data: bytes) -> None:
+        """HTTP mode: queue plaintext. Raises LocalProtocolError in CSTP mode."""
+
+    def read_http(self) -> bytes:
+        """HTTP mode: decrypted bytes received so far (drained)."""
+
+    def start_cstp(
+        self, now: int, *, dpd: int, keepalive: int, rekey: int, leftover: bytes | None = None
+    ) -> None:
+        """Switch to CSTP. Intervals in seconds (0 = off); ``leftover`` = bytes read past
+        the CONNECT response head."""
+
+    def send_data(self, now: int, packet: bytes) -> None:
+        """Send an IP packet as a DATA frame. LocalProtocolError if over MAX_SEND_PAYLOAD."""
+
+    def send_frame(self, now: int, packet_type: int, payload: bytes) -> None:
+        """Send one frame of any type code."""
+
+    def send_disconnect(self, now: int, reason: int, text: str) -> None:
+        """Send DISCONNECT (reason byte + text), then close_notify."""
+
+    def close(self) -> None:
+        """Queue close_notify."""
+
+    def poll_transmit(self) -> bytes | None:
+        """Ciphertext to send, or None."""
+
+    def poll_events(self) -> list[CstpEvent]:
+        """Events since the last call."""
+
+    def next_deadline(self) -> int | None:
+        """When ``handle_timeout`` must be called next (microseconds), or None."""
+
+    def handle_timeout(self, now: int) -> None:
+        """Run due keepalive/DPD/rekey timers. Early calls do nothing."""
+
+    @property
+    def is_handshaking(self) -> bool: ...
+    @property
+    def is_cstp(self) -> bool: ...
+    @property
+    def peer_closed(self) -> bool:
+        """The peer sent close_notify."""
+    @property
+    def protocol_version(self) -> str | None:
+        """``TLSv1_2`` or ``TLSv1_3`` once negotiated."""
+    @property
+    def cipher_suite(self) -> str | None:
+        """IANA name of the negotiated suite."""
+    @property
+    def peer_pin(self) -> str | None:
+        """``pin-sha256:`` of the server certificate's public key, once seen."""
+
+    def export_keying_material(
+        self, label: bytes, length: int, context: bytes | None = None
+    ) -> bytes:
+        """RFC 5705 exporter (PSK-NEGOTIATE: ``EXPORTER-openconnect-psk``, 32 bytes)."""
+
+    def refresh_traffic_keys(self) -> None:
+        """TLS 1.3 KeyUpdate. Raises TlsError under TLS 1.2."""
+
+    def take_keylog(self) -> list[str]:
+        """NSS key-log lines collected since the last call (``SSLKEYLOGFILE`` format)."""
+
+    def stats(self) -> dict[str, int]:
+        """Frame and byte counters."""
+
+@final
+class Deframer:
+    """Streaming CSTP deframer; the same frames however the stream is split."""
+
+    def __new__(cls, max_payload: int = 16384) -> Deframer: ...
+    def push(self, data: bytes) -> None:
+        """Append bytes. Raises the sticky CstpFramingError of a broken stream."""
+    def frames(self) -> list[tuple[int, bytes]]:
+        """Complete frames as (type code, payload). Raises CstpFramingError."""
+    def finish(self) -> None:
+        """End of stream. CstpFramingError if a frame was cut short."""
+    @property
+    def buffered(self) -> int: ...
+
+def encode_frame(packet_type: int, payload: bytes) -> bytes:
+    """One CSTP frame. LocalProtocolError if the payload is over MAX_SEND_PAYLOAD."""
+
+def pin_sha256(cert_der: bytes) -> str | None:
+    """openconnect's ``pin-sha256:`` of a DER certificate, or None if it does not parse."""
+
+ProbeKind = Literal["reply", "duplicate", "late", "icmp-error", "not-ours", "malformed"]
+
+@final
+class ProbeResult:
+    """What an inbound packet meant to a prober."""
+
+    @property
+    def kind(self) -> ProbeKind: ...
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def rtt_us(self) -> int | None: ...
+    @property
+    def ttl(self) -> int | None: ...
+    @property
+    def size(self) -> int | None:
+        """IPv4 total length of the reply."""
+    @property
+    def icmp_type(self) -> int | None: ...
+    @property
+    def icmp_code(self) -> int | None: ...
+    @property
+    def mtu(self) -> int | None:
+        """Next-hop MTU of an ICMP fragmentation-needed error."""
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None:
+        """Why a packet was malformed."""
+
+@final
+class Prober:
+    """ICMP echo or UDP probes with sequence numbers and timestamps; RTT and loss."""
+
+    def __new__(
+        cls,
+        src: str,
+        dst: str,
+        *,
+        kind: Literal["icmp", "udp"] | str = "icmp",
+        ident: int = 0x7453,
+        src_port: int = 40000,
+        dst_port: int = 7,
+        payload_len: int = 56,
+        ttl: int = 64,
+        dont_fragment: bool = True,
+    ) -> Prober:
+        """Raises ConfigError for bad addresses, kind, payload length (24..65000), TTL 0."""
+    def build(self, now: int) -> tuple[int, bytes]:
+        """The next probe: (seq, IPv4 packet with valid checksums)."""
+    def handle_packet(self, now: int, packet: bytes) -> ProbeResult:
+        """Classify an inbound IPv4 packet; never raises on bad bytes."""
+    def expire(self, now: int, timeout_us: int) -> list[int]:
+        """Declare probes older than ``timeout_us`` lost; their seqs."""
+    def next_expiry(self, timeout_us: int) -> int | None: ...
+    def stats(self) -> dict[str, int | float | None]:
+        """sent, received, duplicates, late, lost, outstanding, errors, malformed,
+        rtt_min_us, rtt_max_us, rtt_avg_us, rtt_mdev_us, loss_ratio."""
+
+def icmp_echo_reply(request: bytes) -> bytes | None:
+    """The echo reply a host would send for an IPv4 ICMP echo request."""
+
+def udp_echo_reply(request: bytes) -> bytes | None:
+    """The reply an echo service would send for an IPv4 UDP datagram."""
