@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test lint fmt build venv peers cargo-test pytest interop stubtest clean
+.PHONY: demo test lint fmt build venv peers cargo-test pytest stubtest bench clean
 
 $(STAMP): pyproject.toml Cargo.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,8 +36,8 @@ demo: build peers
 lint: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --workspace -- -D warnings
-	$(BIN)/ruff check python tests
-	$(BIN)/ruff format --check python tests
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
 	$(BIN)/mypy --strict python/tunnelswarm
 
 stubtest: build
@@ -45,8 +45,8 @@ stubtest: build
 
 fmt: $(STAMP)
 	cargo fmt --all
-	$(BIN)/ruff format python tests
-	$(BIN)/ruff check --fix python tests
+	$(BIN)/ruff format python tests benches
+	$(BIN)/ruff check --fix python tests benches
 
 cargo-test:
 	cargo test --workspace --exclude tunnelswarm-py
@@ -57,6 +57,10 @@ pytest: build peers
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure"; exit 1; fi; exit $$rc
 
 test: lint stubtest cargo-test pytest
+
+# Benchmarks print ratios against a peer measured in the same run; they assert nothing.
+bench: build
+	$(BIN)/python benches/bench_cstp_datapath.py
 
 clean:
 	cargo clean

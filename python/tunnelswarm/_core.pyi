@@ -249,3 +249,29 @@ def icmp_echo_reply(request: bytes) -> bytes | None:
 
 def udp_echo_reply(request: bytes) -> bytes | None:
     """The reply an echo service would send for an IPv4 UDP datagram."""
+
+RecordCipherName = Literal[
+    "aes-cbc-sha1",
+    "aes-cbc-sha256",
+    "3des-cbc-sha1",
+    "aes-cbc-sha1-tls10",
+    "aes-gcm",
+    "chacha20-poly1305",
+    "tls13-aead",
+    "rc4-sha1",
+]
+
+def openconnect_request_mtu(base: int, *, ipv6: bool = False) -> int:
+    """openconnect's requested ``X-CSTP-MTU``: base - 82 - 8 - (20|40) (protocol.md §6.1)."""
+
+def dtls_tunnel_mtu(link: int, cipher: RecordCipherName | str, *, ipv6: bool = False) -> int:
+    """Tunnel MTU over DTLS for a link MTU, exact model (OpenSSL ``DTLS_get_data_mtu``;
+    the ASA's ``X-DTLS-MTU``: 1418 for AES-CBC-SHA1 at 1500). ConfigError for an unknown
+    cipher name."""
+
+def ocserv_data_mtu(link: int, cipher: RecordCipherName | str, *, ipv6: bool = False) -> int:
+    """ocserv's ``DATA_MTU`` (GnuTLS overhead estimate; 1406 for AES-CBC-SHA1 at 1500)."""
+
+def asa_tls_threshold(mss: int, cipher: RecordCipherName | str) -> int:
+    """The ASA's TLS packet threshold for a TCP MSS (UNCONFIRMED model, protocol.md §6.3;
+    1347 for tcpmss 1380 with RC4-SHA1, as in %ASA-6-722036)."""

@@ -265,3 +265,67 @@ def test_cli_passwd_on_stdin_and_wrong_password_exit_codes(ocserv_server: Ocserv
     assert bad.returncode == 3
     assert bad.stderr.strip().count("\n") == 0
     assert bad.stderr.startswith("tunnelswarm: error: login failed: 401")
+
+
+def test_cli_ctrl_c_disconnects_cleanly(ocserv_server: OcservInstance, tmp_path: Any) -> None:
+    """SIGINT while the tunnel is up: BYE 'Aborted by caller', ocserv drops the session."""
+    import signal
+    import time
+
+    keylog = tmp_path / "keys.log"
+    env = dict(os.environ, TS_TEST_PASSWORD=ocserv_server.password, SSLKEYLOGFILE=str(keylog))
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "tunnelswarm", "connect", ocserv_server.url,
+            "-u", ocserv_server.user, "--password-env", "TS_TEST_PASSWORD",
+            "--servercert", ocserv_server.pin, "--duration", "120",
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        address = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip().startswith("address"):
+                address = line.split()[1].split("/")[0]
+                break
+            assert time.monotonic() < deadline
+        assert address is not None
+        deadline = time.monotonic() + 10
+        while not _users_with(ocserv_server, address):
+            assert time.monotonic() < deadline, "session never showed up in occtl"
+            time.sleep(0.1)
+        byes_before = ocserv_server.log_text().count("received BYE packet")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the DPD round trip carried traffic before the interrupt → exit 0, no traceback
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while _users_with(ocserv_server, address):
+        assert time.monotonic() < deadline, "ocserv kept the session after Ctrl-C"
+        time.sleep(0.1)
+    # ocserv saw our DISCONNECT (BYE), not just a closed TCP connection
+    while ocserv_server.log_text().count("received BYE packet") <= byes_before:
+        assert time.monotonic() < deadline, "ocserv logged no BYE after Ctrl-C"
+        time.sleep(0.1)
+    # SSLKEYLOGFILE: NSS key-log lines for the TLS channel
+    lines = keylog.read_text().splitlines()
+    assert lines
+    for line in lines:
+        label, client_random, secret = line.split()
+        assert label in {
+            "CLIENT_RANDOM",
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0",
+            "EXPORTER_SECRET",
+        }
+        assert len(client_random) == 64
+        int(secret, 16)

@@ -1,8 +1,9 @@
 """The shared vectors in ``tests/vectors/`` (protocol.md §10.1, §4.1, §6.1, §10.7).
 
 ``cstp_frames.json`` is also checked from Rust (``rust/proto/tests/vectors.rs``), so the
-binding and the core are held to the same bytes. ``mtu.json`` is Python-only: the MTU
-policy lives in :mod:`tunnelswarm.client.mtu`.
+binding and the core are held to the same bytes. ``mtu.json`` is Python-only (the MTU
+*policy* — TCP_INFO, flags — lives in :mod:`tunnelswarm.client.mtu`); ``record_mtu.json``
+(the record-overhead arithmetic of §6.1–§6.3 and §10.7) is checked from Rust and here.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from tunnelswarm import _core
 from tunnelswarm._core import Deframer, encode_frame
 from tunnelswarm.client.mtu import TcpInfo, choose_base_mtu, request_mtu
 from tunnelswarm.config.params import TunnelParams, parse_tunnel_headers
-from tunnelswarm.errors import CstpFramingError
+from tunnelswarm.errors import ConfigError, CstpFramingError
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -156,3 +158,42 @@ def test_mtu_vectors_include_the_spec_worked_examples() -> None:
     assert any(v["base"] == 1280 for v in MTU["request"])
     tunnel = {(v["cstp_mtu"], v["dtls_mtu"], v["tunnel_mtu"]) for v in MTU["tunnel"]}
     assert {(1347, 1418, 1418), (1347, None, 1347)} <= tunnel
+
+
+# --- record-overhead MTU arithmetic (§6.1-§6.3, §10.7), shared with Rust -------------------
+
+RECORD_MTU = _load("record_mtu.json")
+
+
+@pytest.mark.parametrize(
+    "v", RECORD_MTU["openconnect_request"], ids=_ids(RECORD_MTU["openconnect_request"])
+)
+def test_record_mtu_openconnect_request(v: dict[str, Any]) -> None:
+    assert _core.openconnect_request_mtu(v["base"], ipv6=v["ipv6"]) == v["mtu"]
+    assert request_mtu(v["base"], ipv6=v["ipv6"]) == v["mtu"]
+
+
+@pytest.mark.parametrize(
+    "v", RECORD_MTU["dtls_tunnel_exact"], ids=_ids(RECORD_MTU["dtls_tunnel_exact"])
+)
+def test_record_mtu_dtls_exact(v: dict[str, Any]) -> None:
+    assert _core.dtls_tunnel_mtu(v["link"], v["cipher"], ipv6=v["ipv6"]) == v["mtu"]
+
+
+@pytest.mark.parametrize(
+    "v", RECORD_MTU["ocserv_data_mtu"], ids=_ids(RECORD_MTU["ocserv_data_mtu"])
+)
+def test_record_mtu_ocserv(v: dict[str, Any]) -> None:
+    assert _core.ocserv_data_mtu(v["link"], v["cipher"], ipv6=v["ipv6"]) == v["mtu"]
+
+
+@pytest.mark.parametrize(
+    "v", RECORD_MTU["asa_tls_threshold"], ids=_ids(RECORD_MTU["asa_tls_threshold"])
+)
+def test_record_mtu_asa_tls_threshold(v: dict[str, Any]) -> None:
+    assert _core.asa_tls_threshold(v["mss"], v["cipher"]) == v["mtu"]
+
+
+def test_record_mtu_unknown_cipher_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match='unknown record cipher "rot13"'):
+        _core.dtls_tunnel_mtu(1500, "rot13")

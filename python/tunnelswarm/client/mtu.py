@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
+from tunnelswarm._core import openconnect_request_mtu
+
 __all__ = [
     "DEFAULT_BASE_MTU",
     "DTLS_OVERHEAD",
@@ -77,7 +79,7 @@ def choose_base_mtu(user_base: int | None, info: TcpInfo | None) -> int:
 
 
 def request_mtu(base: int, *, ipv6: bool, user_mtu: int | None = None) -> int:
-    """The tunnel MTU proposed as ``X-CSTP-MTU``."""
+    """The tunnel MTU proposed as ``X-CSTP-MTU`` (the arithmetic is the core's)."""
     if user_mtu:
         return user_mtu
-    return base - DTLS_OVERHEAD - 8 - (40 if ipv6 else 20)
+    return openconnect_request_mtu(base, ipv6=ipv6)

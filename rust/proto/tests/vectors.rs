@@ -211,3 +211,70 @@ fn negative_vectors_fail_with_the_expected_error() {
         assert_eq!(d.finish(), Err(want), "{name}");
     }
 }
+
+mod record_mtu {
+    use serde_json::Value;
+    use tunnelswarm_proto::ip::mtu::{
+        asa_tls_threshold, dtls_tunnel_mtu, ocserv_data_mtu, openconnect_request_mtu, RecordCipher,
+    };
+
+    const RECORD_MTU: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/record_mtu.json"
+    ));
+
+    fn load() -> Value {
+        serde_json::from_str(RECORD_MTU).expect("record_mtu.json parses")
+    }
+
+    fn num(v: &Value, k: &str) -> u32 {
+        u32::try_from(v[k].as_u64().unwrap_or_else(|| panic!("{k} missing"))).unwrap()
+    }
+
+    fn cipher(v: &Value) -> RecordCipher {
+        RecordCipher::from_name(v["cipher"].as_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn section_10_7_from_rust() {
+        let d = load();
+        let mut n = 0;
+        for v in d["openconnect_request"].as_array().unwrap() {
+            assert_eq!(
+                openconnect_request_mtu(num(v, "base"), v["ipv6"].as_bool().unwrap()),
+                num(v, "mtu"),
+                "{}",
+                v["name"]
+            );
+            n += 1;
+        }
+        for v in d["dtls_tunnel_exact"].as_array().unwrap() {
+            assert_eq!(
+                dtls_tunnel_mtu(num(v, "link"), v["ipv6"].as_bool().unwrap(), cipher(v)),
+                num(v, "mtu"),
+                "{}",
+                v["name"]
+            );
+            n += 1;
+        }
+        for v in d["ocserv_data_mtu"].as_array().unwrap() {
+            assert_eq!(
+                ocserv_data_mtu(num(v, "link"), v["ipv6"].as_bool().unwrap(), cipher(v)),
+                num(v, "mtu"),
+                "{}",
+                v["name"]
+            );
+            n += 1;
+        }
+        for v in d["asa_tls_threshold"].as_array().unwrap() {
+            assert_eq!(
+                asa_tls_threshold(num(v, "mss"), cipher(v)),
+                num(v, "mtu"),
+                "{}",
+                v["name"]
+            );
+            n += 1;
+        }
+        assert_eq!(n, 20);
+    }
+}

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use tunnelswarm_proto::cstp::{self, CstpError, Event, FrameError, PacketType, Role};
+use tunnelswarm_proto::ip::mtu::{self, RecordCipher};
 use tunnelswarm_proto::tls::{ClientOptions, TlsError, TlsSession};
 use tunnelswarm_proto::traffic::probe::{self, ProbeConfig, ProbeKind, ProbeVerdict};
 use tunnelswarm_proto::x509;
@@ -528,6 +529,38 @@ fn udp_echo_reply<'py>(py: Python<'py>, request: &[u8]) -> Option<Bound<'py, PyB
     probe::build_udp_echo_reply(request).map(|v| PyBytes::new(py, &v))
 }
 
+fn record_cipher(name: &str) -> PyResult<RecordCipher> {
+    RecordCipher::from_name(name)
+        .ok_or_else(|| ConfigError::new_err(format!("unknown record cipher {name:?}")))
+}
+
+/// openconnect's requested X-CSTP-MTU for a base MTU (protocol.md §6.1).
+#[pyfunction]
+#[pyo3(signature = (base, *, ipv6=false))]
+fn openconnect_request_mtu(base: u32, ipv6: bool) -> u32 {
+    mtu::openconnect_request_mtu(base, ipv6)
+}
+
+/// Tunnel MTU over DTLS for a link MTU, exact model (OpenSSL; ASA X-DTLS-MTU).
+#[pyfunction]
+#[pyo3(signature = (link, cipher, *, ipv6=false))]
+fn dtls_tunnel_mtu(link: u32, cipher: &str, ipv6: bool) -> PyResult<u32> {
+    Ok(mtu::dtls_tunnel_mtu(link, ipv6, record_cipher(cipher)?))
+}
+
+/// ocserv's DATA_MTU for a link MTU (GnuTLS's overhead estimate).
+#[pyfunction]
+#[pyo3(signature = (link, cipher, *, ipv6=false))]
+fn ocserv_data_mtu(link: u32, cipher: &str, ipv6: bool) -> PyResult<u32> {
+    Ok(mtu::ocserv_data_mtu(link, ipv6, record_cipher(cipher)?))
+}
+
+/// The ASA's TLS packet threshold for a TCP MSS (UNCONFIRMED model, protocol.md §6.3).
+#[pyfunction]
+fn asa_tls_threshold(mss: u32, cipher: &str) -> PyResult<u32> {
+    Ok(mtu::asa_tls_threshold(mss, record_cipher(cipher)?))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -541,5 +574,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pin_sha256, m)?)?;
     m.add_function(wrap_pyfunction!(icmp_echo_reply, m)?)?;
     m.add_function(wrap_pyfunction!(udp_echo_reply, m)?)?;
+    m.add_function(wrap_pyfunction!(openconnect_request_mtu, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_tunnel_mtu, m)?)?;
+    m.add_function(wrap_pyfunction!(ocserv_data_mtu, m)?)?;
+    m.add_function(wrap_pyfunction!(asa_tls_threshold, m)?)?;
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! scope; fragments parse fine and [`Ipv4Header::is_fragment`] reports them.
 
 pub mod checksum;
+pub mod mtu;
 
 use std::fmt;
 use std::net::Ipv4Addr;
