@@ -194,28 +194,27 @@ async def test_expired_cookie_ends_reconnect_at_once(ocserv_factory: OcservFacto
                 pytest.fail("an expired cookie was accepted")
 
 
+def _cli(server: OcservInstance, *extra: str, password: str = "env") -> list[str]:
+    """argv of ``tunnelswarm connect`` against ``server``; password from env or stdin."""
+    how = ["--password-env", "TS_TEST_PASSWORD"] if password == "env" else ["--passwd-on-stdin"]
+    return [
+        sys.executable, "-m", "tunnelswarm", "connect", server.url, "-u", server.user,
+        *how, "--servercert", server.pin, *extra,
+    ]  # fmt: skip
+
+
 def test_cli_connect_prints_five_replies(ocserv_server: OcservInstance) -> None:
     env = dict(os.environ, TS_TEST_PASSWORD=ocserv_server.password)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tunnelswarm",
-            "connect",
-            ocserv_server.url,
-            "-u",
-            ocserv_server.user,
-            "--password-env",
-            "TS_TEST_PASSWORD",
-            "--servercert",
-            ocserv_server.pin,
+        _cli(
+            ocserv_server,
             "--ping",
             ocserv_server.gateway,
             "--ping-count",
             "5",
             "--ping-interval",
             "0.2",
-        ],
+        ),
         env=env,
         capture_output=True,
         text=True,
@@ -232,18 +231,7 @@ def test_cli_connect_prints_five_replies(ocserv_server: OcservInstance) -> None:
 
 
 def test_cli_passwd_on_stdin_and_wrong_password_exit_codes(ocserv_server: OcservInstance) -> None:
-    base = [
-        sys.executable,
-        "-m",
-        "tunnelswarm",
-        "connect",
-        ocserv_server.url,
-        "-u",
-        ocserv_server.user,
-        "--passwd-on-stdin",
-        "--servercert",
-        ocserv_server.pin,
-    ]
+    base = _cli(ocserv_server, password="stdin")
     ok = subprocess.run(
         base,
         input=ocserv_server.password + "\n",
@@ -275,11 +263,7 @@ def test_cli_ctrl_c_disconnects_cleanly(ocserv_server: OcservInstance, tmp_path:
     keylog = tmp_path / "keys.log"
     env = dict(os.environ, TS_TEST_PASSWORD=ocserv_server.password, SSLKEYLOGFILE=str(keylog))
     proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "tunnelswarm", "connect", ocserv_server.url,
-            "-u", ocserv_server.user, "--password-env", "TS_TEST_PASSWORD",
-            "--servercert", ocserv_server.pin, "--duration", "120",
-        ],
+        _cli(ocserv_server, "--duration", "120"),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

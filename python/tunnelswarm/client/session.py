@@ -49,7 +49,7 @@ from tunnelswarm.client.mtu import choose_base_mtu, read_tcp_info, request_mtu
 from tunnelswarm.client.reconnect import ReconnectPolicy
 from tunnelswarm.config.params import TunnelParams, parse_tunnel_headers
 from tunnelswarm.config.profile import OPENCONNECT_9_01, ClientProfile
-from tunnelswarm.drive.stream import TlsStream, now_us, wall_time
+from tunnelswarm.drive.stream import Opener, TlsStream, now_us, tcp_opener, wall_time
 from tunnelswarm.errors import (
     AddressChanged,
     AuthError,
@@ -75,7 +75,7 @@ MAX_AUTH_ROUNDS = 10
 MAX_REDIRECTS = 3
 
 #: opens a Trio stream to (host, port); tests inject in-memory networks here
-StreamOpener = Callable[[str, int], Awaitable[trio.abc.Stream]]
+StreamOpener = Opener
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +159,6 @@ def _ca_bundle(options: ClientOptions) -> bytes | None:
     return None
 
 
-async def _default_opener(host: str, port: int) -> trio.abc.Stream:
-    return await trio.open_tcp_stream(host, port)
-
-
 class ClientSession:
     """State and behaviour of one emulated client. Use :func:`open_client`."""
 
@@ -179,7 +175,7 @@ class ClientSession:
         self.options = options
         self.target = parse_url(options.url)
         self.log = log or logging.getLogger("tunnelswarm.client")
-        self._opener = opener or _default_opener
+        self._opener = opener or tcp_opener
         self._rng = random.Random(options.seed)
         self._ca_pem = None if (options.servercert or options.insecure) else _ca_bundle(options)
         self.cookies = CookieJar()
@@ -217,25 +213,11 @@ class ClientSession:
             tls12_only=self.options.tls12_only,
         )
         try:
-            with trio.fail_after(self.options.connect_timeout):
-                raw = await self._opener(t.host, t.port)
-        except trio.TooSlowError:
-            raise ConnectionLost(f"TCP connect to {t.host_header} timed out") from None
-        except OSError as e:
-            raise ConnectionLost(
-                f"TCP connect to {t.host_header} failed: {e.strerror or e}"
-            ) from None
-        stream = TlsStream(raw, conn)
-        try:
-            with trio.fail_after(self.options.connect_timeout):
-                await stream.handshake()
-        except trio.TooSlowError:
-            await stream.aclose()
-            raise ConnectionLost(f"TLS handshake with {t.host_header} timed out") from None
-        except BaseException:
+            stream = await TlsStream.connect(
+                self._opener, t.host, t.port, conn, timeout=self.options.connect_timeout
+            )
+        finally:
             self.server_pin = conn.peer_pin or self.server_pin
-            await stream.aclose()
-            raise
         self.server_pin = conn.peer_pin
         self.tls_version = conn.protocol_version
         self.tls_cipher = conn.cipher_suite

@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from tunnelswarm._core import CstpConnection
 from tunnelswarm.errors import ConnectionLost
 
-__all__ = ["TlsStream", "now_us"]
+__all__ = ["Opener", "TlsStream", "now_us", "tcp_opener", "wall_time"]
+
+#: opens a Trio stream to (host, port); tests inject in-memory networks here
+Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
+
+
+async def tcp_opener(host: str, port: int) -> trio.abc.Stream:
+    """The real network: a TCP connection."""
+    return await trio.open_tcp_stream(host, port)
+
 
 RECEIVE_SIZE = 65536
 
@@ -43,29 +53,30 @@ class TlsStream:
     @classmethod
     async def connect(
         cls,
+        opener: Opener,
         host: str,
         port: int,
         conn: CstpConnection,
         *,
-        connect_timeout: float = 30.0,
+        timeout: float = 30.0,
     ) -> TlsStream:
-        """Open TCP to host:port and complete the TLS handshake."""
+        """Open a stream with ``opener`` and complete the TLS handshake of ``conn``."""
+        h = f"[{host}]" if ":" in host else host
+        label = h if port == 443 else f"{h}:{port}"  # as in the Host header
         try:
-            with trio.fail_after(connect_timeout):
-                tcp = await trio.open_tcp_stream(host, port)
+            with trio.fail_after(timeout):
+                raw = await opener(host, port)
         except trio.TooSlowError:
-            raise ConnectionLost(f"TCP connect to {host}:{port} timed out") from None
+            raise ConnectionLost(f"TCP connect to {label} timed out") from None
         except OSError as e:
-            raise ConnectionLost(
-                f"TCP connect to {host}:{port} failed: {e.strerror or e}"
-            ) from None
-        self = cls(tcp, conn)
+            raise ConnectionLost(f"TCP connect to {label} failed: {e.strerror or e}") from None
+        self = cls(raw, conn)
         try:
-            with trio.fail_after(connect_timeout):
+            with trio.fail_after(timeout):
                 await self.handshake()
         except trio.TooSlowError:
             await self.aclose()
-            raise ConnectionLost(f"TLS handshake with {host}:{port} timed out") from None
+            raise ConnectionLost(f"TLS handshake with {label} timed out") from None
         except BaseException:
             await self.aclose()
             raise

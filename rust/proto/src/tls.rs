@@ -570,24 +570,41 @@ pub(crate) mod tests {
 
     pub(crate) const NOW: u64 = 1_800_000_000;
 
-    /// Pump bytes between two sessions until both are quiet.
-    pub(crate) fn pump(
-        a: &mut TlsSession,
-        b: &mut TlsSession,
-    ) -> (Result<(), TlsError>, Result<(), TlsError>) {
+    /// One end of an in-memory connection, for `pump`.
+    pub(crate) trait Wire {
+        type Error;
+        fn wire_out(&mut self) -> Option<Vec<u8>>;
+        fn wire_in(&mut self, data: &[u8]) -> Result<(), Self::Error>;
+    }
+
+    impl Wire for TlsSession {
+        type Error = TlsError;
+        fn wire_out(&mut self) -> Option<Vec<u8>> {
+            self.poll_transmit()
+        }
+        fn wire_in(&mut self, data: &[u8]) -> Result<(), TlsError> {
+            self.handle_input(0, data)
+        }
+    }
+
+    /// Move bytes both ways until both ends are quiet; the first error of each end.
+    pub(crate) fn pump<A: Wire, B: Wire>(
+        a: &mut A,
+        b: &mut B,
+    ) -> (Result<(), A::Error>, Result<(), B::Error>) {
         let (mut ra, mut rb) = (Ok(()), Ok(()));
         for _ in 0..20 {
             let mut moved = false;
-            if let Some(x) = a.poll_transmit() {
+            if let Some(x) = a.wire_out() {
                 moved = true;
                 if rb.is_ok() {
-                    rb = b.handle_input(0, &x);
+                    rb = b.wire_in(&x);
                 }
             }
-            if let Some(x) = b.poll_transmit() {
+            if let Some(x) = b.wire_out() {
                 moved = true;
                 if ra.is_ok() {
-                    ra = a.handle_input(0, &x);
+                    ra = a.wire_in(&x);
                 }
             }
             if !moved {

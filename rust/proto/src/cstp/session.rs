@@ -424,7 +424,7 @@ impl CstpConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::tests::{pki, NOW};
+    use crate::tls::tests::{pki, pump, Wire, NOW};
     use crate::tls::ClientOptions;
 
     fn pair() -> (CstpConnection, CstpConnection) {
@@ -444,31 +444,25 @@ mod tests {
         )
     }
 
+    /// A connection seen at one instant `now`, as one end of `pump`.
+    struct At<'a>(&'a mut CstpConnection, u64);
+
+    impl Wire for At<'_> {
+        type Error = CstpError;
+        fn wire_out(&mut self) -> Option<Vec<u8>> {
+            self.0.poll_transmit()
+        }
+        fn wire_in(&mut self, data: &[u8]) -> Result<(), CstpError> {
+            self.0.handle_input(self.1, data)
+        }
+    }
+
     fn pump_c(
         a: &mut CstpConnection,
         b: &mut CstpConnection,
         now: u64,
     ) -> (Result<(), CstpError>, Result<(), CstpError>) {
-        let (mut ra, mut rb) = (Ok(()), Ok(()));
-        for _ in 0..20 {
-            let mut moved = false;
-            if let Some(x) = a.poll_transmit() {
-                moved = true;
-                if rb.is_ok() {
-                    rb = b.handle_input(now, &x);
-                }
-            }
-            if let Some(x) = b.poll_transmit() {
-                moved = true;
-                if ra.is_ok() {
-                    ra = a.handle_input(now, &x);
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-        (ra, rb)
+        pump(&mut At(a, now), &mut At(b, now))
     }
 
     fn events(c: &mut CstpConnection) -> Vec<Event> {
