@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test lint fmt build venv peers cargo-test pytest stubtest bench clean
+.PHONY: demo test lint fmt build venv peers cargo-test pytest stubtest bench fuzz clean
 
 $(STAMP): pyproject.toml Cargo.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -61,6 +61,14 @@ test: lint stubtest cargo-test pytest
 # Benchmarks print ratios against a peer measured in the same run; they assert nothing.
 bench: build
 	$(BIN)/python benches/bench_cstp_datapath.py
+
+# cargo-fuzz on every parser, bounded: FUZZ_SECONDS per target (stable toolchain via RUSTC_BOOTSTRAP).
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS = $(shell sed -n 's/^name = "\(.*\)"/\1/p' rust/fuzz/Cargo.toml | grep -v tunnelswarm-fuzz)
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	cd rust && for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run -O --fuzz-dir fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 clean:
 	cargo clean
