@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cstp;
+pub mod dtls;
 pub mod ip;
 pub mod tls;
 pub mod traffic;
