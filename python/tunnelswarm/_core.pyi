@@ -275,3 +275,150 @@ def ocserv_data_mtu(link: int, cipher: RecordCipherName | str, *, ipv6: bool = F
 def asa_tls_threshold(mss: int, cipher: RecordCipherName | str) -> int:
     """The ASA's TLS packet threshold for a TCP MSS (UNCONFIRMED model, protocol.md §6.3;
     1347 for tcpmss 1380 with RC4-SHA1, as in %ASA-6-722036)."""
+
+DtlsEventKind = Literal[
+    "connected",
+    "handshake-failed",
+    "data",
+    "dpd-request",
+    "dpd-response",
+    "keepalive",
+    "peer-dead",
+    "closed",
+]
+
+@final
+class DtlsEvent:
+    """Something that happened on a DTLS session (protocol.md §5).
+
+    Attributes:
+        kind: ``connected`` (handshake done; ``version``/``suite`` set, ``text`` is the
+            openconnect-style cipher description such as ``(DTLS0.9)-(RSA)-(AES-128-CBC)-(SHA1)``),
+            ``handshake-failed`` (``text`` says why, e.g. ``timeout``), ``data`` (an IP
+            packet), ``dpd-request`` (already answered), ``dpd-response``, ``keepalive``,
+            ``peer-dead`` (no record for more than 2 x DPD), ``closed`` (peer alert).
+        payload: the packet or DPD payload.
+    """
+
+    @property
+    def kind(self) -> DtlsEventKind: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def suite(self) -> str | None: ...
+
+DtlsMode = Literal["legacy", "dtls12", "psk"]
+
+@final
+class DtlsConnection:
+    """One DTLS session, client role: resumption (DTLS 0.9 / 1.2) or PSK-NEGOTIATE.
+
+    Bad datagrams never raise: they are dropped and counted in ``stats()``.
+    """
+
+    @staticmethod
+    def client(
+        now: int,
+        *,
+        mode: DtlsMode | str,
+        cipher: str,
+        session_id: bytes,
+        master_secret: bytes,
+        seed: bytes,
+        psk: bytes | None = None,
+        handshake_timeout: int = 12_000_000,
+        dpd: int = 0,
+        keepalive: int = 0,
+        echo_dpd_payload: bool = False,
+        keylog: bool = False,
+        hello_style: str = "minimal",
+    ) -> DtlsConnection:
+        """Start a client handshake.
+
+        Arguments:
+            mode: ``legacy`` (name from X-DTLS-CipherSuite: DTLS 0.9, or DTLS 1.2 for
+                ``OC-DTLS1_2-*``), ``dtls12`` (name from X-DTLS12-CipherSuite) or ``psk``.
+            cipher: the cipher name the headend chose.
+            session_id: X-DTLS-Session-ID bytes, or the X-DTLS-App-ID bytes for PSK.
+            master_secret: the 48 bytes sent as X-DTLS-Master-Secret.
+            seed: 32 bytes seeding the session's DRBG (randoms, IVs).
+            psk: 32 bytes from the TLS exporter (``EXPORTER-openconnect-psk``) for PSK.
+            handshake_timeout: give-up time in microseconds (openconnect: 12 s).
+            dpd, keepalive: X-DTLS-DPD / X-DTLS-Keepalive seconds (0 = off).
+            echo_dpd_payload: answer DPD with the payload (ocserv) or a bare ``04``
+                (openconnect 9.01, the default).
+            hello_style: ``minimal``, ``openssl``, ``gnutls`` (openconnect 9.01) or ``bare``.
+
+        Raises:
+            ConfigError: unsupported cipher name or wrong key sizes.
+        """
+
+    def handle_datagram(self, now: int, data: bytes) -> None: ...
+    def poll_transmit(self, now: int) -> bytes | None:
+        """The next UDP datagram to send, or None."""
+    def poll_events(self) -> list[DtlsEvent]: ...
+    def next_deadline(self) -> int | None: ...
+    def handle_timeout(self, now: int) -> None: ...
+    def send_data(self, now: int, packet: bytes) -> None:
+        """Send an IP packet (``00`` + packet). LocalProtocolError if not established."""
+    def send_control(self, now: int, packet_type: int, payload: bytes) -> None:
+        """Send a control payload (``03`` DPD-REQ, ``07`` KEEPALIVE …)."""
+    def close(self) -> None: ...
+    @property
+    def is_established(self) -> bool: ...
+    @property
+    def version(self) -> str:
+        """``DTLS0.9`` or ``DTLS1.2``."""
+    @property
+    def suite(self) -> str | None:
+        """IANA name of the negotiated suite."""
+    def data_mtu(self, link_mtu: int, *, ipv6: bool = False) -> int:
+        """Largest record plaintext for a link MTU with the negotiated suite (§6.1)."""
+    def take_keylog(self) -> list[str]:
+        """NSS ``CLIENT_RANDOM <random> <master secret>`` lines for Wireshark."""
+    def stats(self) -> dict[str, int]:
+        """Datagram/record counters and drops by reason."""
+
+@final
+class DtlsEndpoint:
+    """Server role on one shared UDP socket: routes ClientHellos by session id (or PSK
+    app id) to the sessions CONNECT registered; unknown ids get no answer."""
+
+    def __new__(cls, seed: bytes) -> DtlsEndpoint: ...
+    def register(
+        self,
+        session_key: bytes,
+        *,
+        mode: DtlsMode | str,
+        cipher: str,
+        master_secret: bytes | None = None,
+        psk: bytes | None = None,
+        dpd: int = 0,
+        keepalive: int = 0,
+        hello_verify: bool = False,
+        flight_layout: str = "one-datagram",
+        echo_dpd_payload: bool = True,
+        keylog: bool = False,
+    ) -> None: ...
+    def unregister(self, session_key: bytes) -> None: ...
+    def handle_datagram(self, now: int, peer: int, data: bytes) -> None:
+        """A datagram from ``peer`` (an id the caller maps to a socket address)."""
+    def poll_transmit(self, now: int) -> tuple[int, bytes] | None: ...
+    def poll_events(self) -> list[tuple[bytes, DtlsEvent]]:
+        """(session key, event) pairs."""
+    def send_data(self, now: int, session_key: bytes, packet: bytes) -> None: ...
+    def send_control(
+        self, now: int, session_key: bytes, packet_type: int, payload: bytes
+    ) -> None: ...
+    def close(self, session_key: bytes) -> None: ...
+    def next_deadline(self) -> int | None: ...
+    def handle_timeout(self, now: int) -> None: ...
+    def is_established(self, session_key: bytes) -> bool: ...
+    def connection_stats(self, session_key: bytes) -> dict[str, int] | None: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def session_count(self) -> int: ...

@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mtu", type=_positive_int, help="tunnel MTU to request (X-CSTP-MTU)")
     c.add_argument("--no-dtls", action="store_true", help="do not offer DTLS")
     c.add_argument(
+        "--dtls-ciphers",
+        metavar="LIST",
+        help="offer only these X-DTLS-CipherSuite names (e.g. AES128-SHA, OC-DTLS1_2-AES128-GCM,"
+        " PSK-NEGOTIATE)",
+    )
+    c.add_argument(
+        "--dtls12-ciphers",
+        metavar="LIST",
+        help="offer only these X-DTLS12-CipherSuite names (e.g. AES128-GCM-SHA256)",
+    )
+    c.add_argument(
         "--reconnect-timeout",
         type=_positive_float,
         default=300.0,
@@ -172,11 +183,38 @@ def _print_params(session: object, out: TextIO) -> None:
         w("  DTLS                not offered (--no-dtls)\n")
     elif p.dtls_offered:
         w(
-            f"  DTLS                offered by headend: cipher {p.dtls_cipher}, port {p.dtls_port},"
-            " DPD {0} s; data stays on CSTP in this build\n".format(p.dtls_dpd)
+            f"  DTLS offered        cipher {p.dtls_cipher}, port {p.dtls_port},"
+            f" DPD {p.dtls_dpd} s, keepalive {p.dtls_keepalive} s\n"
         )
     else:
         w("  DTLS                not offered by the headend\n")
+    out.flush()
+
+
+async def _report_dtls(session: object, out: TextIO) -> None:
+    """Wait for the first DTLS attempt to finish (up or failed) and say how it went."""
+    from tunnelswarm.client.session import ClientSession
+
+    assert isinstance(session, ClientSession)
+    dtls = session.dtls
+    if dtls is None:
+        return
+    with trio.move_on_after(session.options.dtls_handshake_timeout + 2):
+        while not dtls.up and dtls.last_failure is None:
+            await dtls.state_changed.wait()
+    if dtls.up:
+        c = dtls.conn
+        detail = f"{c.version}, {c.suite}" if c is not None else dtls.plan.cipher
+        out.write(
+            f"  DTLS                up ({detail}) to port {dtls.plan.port};"
+            f" tunnel MTU {session.adapter.mtu}; data goes over DTLS\n"
+        )
+    else:
+        out.write(
+            f"  DTLS                not up ({dtls.last_failure or 'still trying'});"
+            " data goes over CSTP, retry every"
+            f" {session.options.dtls_attempt_period:g} s\n"
+        )
     out.flush()
 
 
@@ -188,6 +226,13 @@ async def _connect(args: argparse.Namespace, password: str | None, out: TextIO) 
     profile = PROFILES[args.profile]
     if args.useragent:
         profile = replace(profile, user_agent=args.useragent)
+    if args.dtls_ciphers is not None or args.dtls12_ciphers is not None:
+        # as openconnect: each flag sends only its own header (protocol.md §3.2)
+        profile = replace(
+            profile,
+            dtls_ciphers=args.dtls_ciphers or "",
+            dtls12_ciphers=args.dtls12_ciphers or "",
+        )
     options = ClientOptions(
         url=args.url,
         user=args.user,
@@ -230,6 +275,7 @@ async def _connect(args: argparse.Namespace, password: str | None, out: TextIO) 
                 async with open_client(options, bye_text="Aborted by caller") as session:
                     _print_params(session, out)
                     start = trio.current_time()
+                    await _report_dtls(session, out)
                     if args.ping:
                         p = session.params
                         assert p is not None
@@ -269,6 +315,18 @@ async def _connect(args: argparse.Namespace, password: str | None, out: TextIO) 
                     rest = args.duration - (trio.current_time() - start)
                     if rest > 0:
                         await trio.sleep(rest)
+                    dtls = session.dtls
+                    out.write(
+                        f"Data packets: {session.tx_cstp_packets} sent / {session.rx_cstp_packets}"
+                        " received over CSTP"
+                        + (
+                            f", {dtls.counters.tx_packets} sent / {dtls.counters.rx_packets}"
+                            " received over DTLS"
+                            if dtls is not None
+                            else ""
+                        )
+                        + "\n"
+                    )
                     out.write(
                         f"Disconnecting: {session.reconnects} reconnect(s); "
                         f"tunnel {'carried traffic' if carried else 'carried NO traffic'}\n"

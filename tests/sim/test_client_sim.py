@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from tunnelswarm.client.session import ClientOptions, ClientSession, open_client
+from tunnelswarm.drive.datagram import blackhole_opener
 from tunnelswarm.errors import (
     AddressChanged,
     AuthError,
@@ -121,7 +122,9 @@ async def run_until_error(
     hub: FakeHeadend, opener: Opener, trigger: Callable[[ClientSession], Awaitable[None]], **kw: Any
 ) -> NoReturn:
     """Connect, run ``trigger``, then wait inside the session until it fails."""
-    async with open_client(options(hub, **kw), opener=opener) as session:
+    async with open_client(
+        options(hub, **kw), opener=opener, datagram_opener=blackhole_opener
+    ) as session:
         await trigger(session)
         await trio.sleep_forever()
     raise AssertionError("the session ended without an error")
@@ -136,7 +139,7 @@ async def test_asa_group_select_flow_and_connect_headers(
     """§2.3.1: init, init + <group-select>, auth-reply (opaque verbatim); §3.2 CONNECT."""
     hub, opener = start(nursery)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             assert s.params is not None
             assert s.params.address == "10.10.10.21"
     assert kinds(hub) == ["init", "init", "auth-reply", "connect"]
@@ -178,7 +181,9 @@ async def test_no_dtls_sends_no_dtls_headers(
 ) -> None:
     hub, opener = start(nursery)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub, no_dtls=True), opener=opener):
+        async with open_client(
+            options(hub, no_dtls=True), opener=opener, datagram_opener=blackhole_opener
+        ):
             pass
     names = hub.connects[0].header_names
     assert names == [n for n in CONNECT_HEADERS if not n.startswith("X-DTLS")]
@@ -189,7 +194,9 @@ async def test_authgroup_picks_the_group(
 ) -> None:
     hub, opener = start(nursery, groups=("VPN", "ENG"))
     with trio.fail_after(GUARD):
-        async with open_client(options(hub, authgroup="ENG"), opener=opener) as s:
+        async with open_client(
+            options(hub, authgroup="ENG"), opener=opener, datagram_opener=blackhole_opener
+        ) as s:
             pass
     assert [r.group_select for r in hub.requests[:3]] == [None, "ENG", "ENG"]
     assert "<tunnel-group>ENG</tunnel-group>" in hub.opaques_issued[1]
@@ -202,7 +209,9 @@ async def test_unknown_authgroup_names_the_offered_groups(
 ) -> None:
     hub, opener = start(nursery, groups=("VPN", "ENG"))
     with trio.fail_after(GUARD), pytest.raises(AuthError) as ei:
-        async with open_client(options(hub, authgroup="NOPE"), opener=opener):
+        async with open_client(
+            options(hub, authgroup="NOPE"), opener=opener, datagram_opener=blackhole_opener
+        ):
             pytest.fail("logged in with an unknown group")
     text = assert_typed(ei, AuthError)
     assert "'NOPE'" in text
@@ -216,7 +225,7 @@ async def test_ocserv_two_step_flow(
     """§2.4 (ocserv 1.1.6): username form, password form bound to webvpncontext."""
     hub, opener = start(nursery, flow="ocserv")
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             assert s.params is not None
             assert s.params.server_name == "ocserv 1.1.6"
     assert kinds(hub) == ["init", "auth-reply", "auth-reply", "connect"]
@@ -237,7 +246,9 @@ async def test_ocserv_wrong_password_is_auth_error(
 ) -> None:
     hub, opener = start(nursery, flow="ocserv")
     with trio.fail_after(GUARD), pytest.raises(AuthError) as ei:
-        async with open_client(options(hub, password="wrong"), opener=opener):
+        async with open_client(
+            options(hub, password="wrong"), opener=opener, datagram_opener=blackhole_opener
+        ):
             pytest.fail("logged in with a wrong password")
     text = assert_typed(ei, AuthError)
     assert "401" in text
@@ -250,7 +261,9 @@ async def test_asa_wrong_password_is_auth_error_with_server_text(
 ) -> None:
     hub, opener = start(nursery)
     with trio.fail_after(GUARD), pytest.raises(AuthError) as ei:
-        async with open_client(options(hub, password="wrong"), opener=opener):
+        async with open_client(
+            options(hub, password="wrong"), opener=opener, datagram_opener=blackhole_opener
+        ):
             pytest.fail("logged in with a wrong password")
     text = assert_typed(ei, AuthError)
     assert "Login failed." in text
@@ -264,7 +277,7 @@ async def test_legacy_form_flow(
     """§2.5: XML probe refused, GET, urlencoded POST, redirect with the cookie."""
     hub, opener = start(nursery, flow="legacy")
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             assert s.params is not None
     assert kinds(hub) == ["xml-probe", "get", "form", "portal", "connect"]
     probe, get, form, _portal, connect = hub.requests
@@ -291,7 +304,7 @@ async def test_tunnel_mtu_is_max_of_cstp_and_dtls(
     """§3.3.2: tunnel MTU = max(X-CSTP-MTU, X-DTLS-MTU)."""
     hub, opener = start(nursery, cstp_mtu=1347, dtls_mtu=dtls_mtu)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             assert s.params is not None
             assert s.params.cstp_mtu == 1347
             assert s.params.dtls_mtu == dtls_mtu
@@ -304,7 +317,7 @@ async def test_ping_through_the_tunnel(
 ) -> None:
     hub, opener = start(nursery, echo_delay=0.05)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             t0 = now()
             report = await s.adapter.ping(INSIDE, count=3, interval=1.0)
             elapsed = now() - t0
@@ -332,7 +345,7 @@ async def test_dpd_declares_silent_peer_dead_and_reconnects(
     """§7.1: DPD-REQ at dpd, then every dpd/2; dead at the first wake-up after 2·dpd."""
     hub, opener = start(nursery, dpd=dpd)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             await trio.sleep(2)
             assert (await s.adapter.ping(INSIDE, count=1)).received == 1
             hub.go_silent()
@@ -362,7 +375,7 @@ async def test_dpd_answers_keep_the_tunnel_up(
     never answers DPD is declared dead every 75 s (DPD 30)."""
     hub, opener = start(nursery, dpd=30, keepalive=20, answer_dpd=answer_dpd)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             t0 = now()
             await trio.sleep(285)  # clear of the timer slots at 270 and 290 s
     connects = [r.at - t0 for r in hub.connects]
@@ -386,7 +399,7 @@ async def test_keepalive_every_20_s_of_idle(
     """§7.1: KEEPALIVE keepalive seconds after the last transmission."""
     hub, opener = start(nursery, dpd=0, keepalive=20)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             t0 = hub.connections[0].cstp_at
             assert t0 is not None
             await trio.sleep(30 - (now() - t0))
@@ -405,7 +418,7 @@ async def test_lost_tls_reconnects_at_once_with_the_same_cookie(
     once, with the same cookie and master secret."""
     hub, opener = start(nursery)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             assert (await s.adapter.ping(INSIDE, count=1)).received == 1
             await trio.sleep(5)
             t_cut = now()
@@ -478,7 +491,7 @@ async def test_first_connect_503_is_service_unavailable(
     """§3.3.1: 503 + X-Reason on the first CONNECT fails at once."""
     hub, opener = start(nursery, connect_status=503, x_reason="Licence limit reached")
     with trio.fail_after(GUARD), pytest.raises(ServiceUnavailable) as ei:
-        async with open_client(options(hub), opener=opener):
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener):
             pytest.fail("connected despite 503")
     text = assert_typed(ei, ServiceUnavailable)
     assert "reason: Licence limit reached" in text
@@ -562,7 +575,7 @@ async def test_client_answers_server_dpd_with_an_empty_response(
     nothing; both count as received traffic (no client DPD while the server talks)."""
     hub, opener = start(nursery, dpd=30, keepalive=0)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             for _ in range(4):
                 await trio.sleep(20)
                 await hub.send_frame_all(DPD_REQ, b"payload-to-ignore")
@@ -601,7 +614,7 @@ async def test_rekey_new_tunnel_opens_a_new_connection(
     """§7.3: new-tunnel rekey = a new TLS connection and CONNECT with the same cookie."""
     hub, opener = start(nursery, rekey_time=120, rekey_method="new-tunnel")
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener) as s:
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
             t0 = now()
             await reconnected(hub, s)
             first, again = hub.connects
@@ -619,7 +632,12 @@ async def test_clean_close_sends_bye_and_close_notify(
 ) -> None:
     hub, opener = start(nursery)
     with trio.fail_after(GUARD):
-        async with open_client(options(hub), opener=opener, bye_text="Aborted by caller"):
+        async with open_client(
+            options(hub),
+            opener=opener,
+            datagram_opener=blackhole_opener,
+            bye_text="Aborted by caller",
+        ):
             await trio.sleep(1)
         conn = hub.connections[0]
         await hub.wait_for(lambda: conn.closed_at is not None)
@@ -640,7 +658,7 @@ async def test_billion_laughs_is_auth_xml_error(
 ) -> None:
     hub, opener = start(nursery, flow=flow, hostile_xml=True)
     with trio.fail_after(GUARD), pytest.raises(AuthXmlError) as ei:
-        async with open_client(options(hub), opener=opener):
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener):
             pytest.fail("accepted a hostile document")
     assert_typed(ei, AuthXmlError)
     assert len(hub.requests) == 1
@@ -653,7 +671,7 @@ async def test_malformed_http_is_http_protocol_error(
 ) -> None:
     hub, opener = start(nursery, malformed_http=True)
     with trio.fail_after(GUARD), pytest.raises(HttpProtocolError) as ei:
-        async with open_client(options(hub), opener=opener):
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener):
             pytest.fail("accepted malformed HTTP")
     assert "malformed HTTP" in assert_typed(ei, HttpProtocolError)
 
@@ -664,7 +682,7 @@ async def test_connect_answer_without_mtu_is_refused(
     """§3.3.2: X-CSTP-MTU is mandatory ("No MTU received"); the connection is closed."""
     hub, opener = start(nursery, connect_omit=("X-CSTP-MTU",))
     with trio.fail_after(GUARD), pytest.raises(RemoteProtocolError) as ei:
-        async with open_client(options(hub), opener=opener):
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener):
             pytest.fail("accepted a CONNECT answer without MTU")
     assert "No MTU received" in assert_typed(ei, RemoteProtocolError)
     with trio.fail_after(1):
@@ -699,7 +717,7 @@ async def test_smoke_over_real_tcp(nursery: trio.Nursery) -> None:
     port = await hub.listen_tcp(nursery)
     opts = options(hub, url=f"https://127.0.0.1:{port}")
     with trio.fail_after(10):
-        async with open_client(opts, bye_text="smoke done") as s:
+        async with open_client(opts, datagram_opener=blackhole_opener, bye_text="smoke done") as s:
             report = await s.adapter.ping(INSIDE, count=2, interval=0.05)
             assert report.received == 2
             assert s.tls_version == "TLSv1_3"
@@ -709,3 +727,37 @@ async def test_smoke_over_real_tcp(nursery: trio.Nursery) -> None:
     assert int(connect.header("X-CSTP-Base-MTU") or 0) >= 1280
     assert hub.byes == [(0xB0, "smoke done")]
     assert hub.connections[-1].close_notify
+
+
+async def test_dtls_trouble_never_ends_the_cstp_session(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """§5.5: a DTLS path that cannot even be opened (no route, DNS failure) or that
+    never answers leaves the session on CSTP; attempts repeat every 60 s."""
+    calls: list[float] = []
+
+    async def unreachable(host: str, port: int) -> Any:
+        calls.append(now())
+        await trio.lowlevel.checkpoint()
+        raise OSError(101, "Network is unreachable")
+
+    hub, opener = start(nursery)
+    with trio.fail_after(GUARD):
+        async with open_client(options(hub), opener=opener, datagram_opener=unreachable) as s:
+            await trio.sleep(130)
+            assert s.dtls is not None
+            assert not s.dtls.up
+            assert s.dtls.last_failure is not None
+            assert "Network is unreachable" in s.dtls.last_failure
+            assert (await s.adapter.ping(INSIDE, count=2, interval=0.5)).received == 2
+            assert s.tx_cstp_packets == 2
+    assert [round(c - calls[0]) for c in calls] == [0, 60, 120]
+
+    hub, opener = start(nursery)
+    with trio.fail_after(GUARD):
+        async with open_client(options(hub), opener=opener, datagram_opener=blackhole_opener) as s:
+            await trio.sleep(13)
+            assert s.dtls is not None
+            assert s.dtls.last_failure == "handshake failed: timeout"
+            assert s.dtls.counters.attempts == 1
+            assert s.reconnects == 0

@@ -22,11 +22,14 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
   connection is TLS 1.3, otherwise (rustls does not renegotiate TLS 1.2) the
   ``new-tunnel`` fallback openconnect also uses when an ssl rekey fails.
 
+* DTLS (§5, :mod:`tunnelswarm.client.dtls`): when CONNECT's answer offers it, a third
+  task runs the DTLS channel of this CSTP connection; while DTLS is up, data goes over
+  it and CSTP carries control only; DTLS trouble never ends the CSTP session.
+
 On exit the client sends DISCONNECT ``b0`` (user requested, which also logs the cookie
 out on ocserv, §4.3) and closes TLS. A terminal failure of the background task (server
 terminate, cookie rejected, reconnect timeout) is raised from the context manager as
-the typed error. DTLS is a later issue: DTLS headers are offered as the profile says,
-and data stays on CSTP.
+the typed error.
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ from pathlib import Path
 
 import trio
 
-from tunnelswarm._core import CstpConnection, CstpEvent
+from tunnelswarm._core import CstpConnection, CstpEvent, DtlsConnection
 from tunnelswarm.client.adapter import VirtualAdapter
+from tunnelswarm.client.dtls import DtlsChannel, Impairments, plan_dtls
 from tunnelswarm.client.mtu import choose_base_mtu, read_tcp_info, request_mtu
 from tunnelswarm.client.reconnect import ReconnectPolicy
 from tunnelswarm.config.params import TunnelParams, parse_tunnel_headers
 from tunnelswarm.config.profile import OPENCONNECT_9_01, ClientProfile
+from tunnelswarm.drive.datagram import DatagramOpener, udp_opener
 from tunnelswarm.drive.stream import Opener, TlsStream, now_us, tcp_opener, wall_time
 from tunnelswarm.errors import (
     AddressChanged,
@@ -140,6 +145,9 @@ class ClientOptions:
     seed: int | None = None
     #: a session cookie from an earlier login (openconnect ``--cookie``): skip the login
     cookie: str | None = None
+    #: DTLS handshake give-up time (openconnect: 12 s) and retry period (60 s)
+    dtls_handshake_timeout: float = 12.0
+    dtls_attempt_period: float = 60.0
 
 
 def _ca_bundle(options: ClientOptions) -> bytes | None:
@@ -168,6 +176,8 @@ class ClientSession:
         *,
         opener: StreamOpener | None = None,
         log: logging.Logger | None = None,
+        impairments: Impairments | None = None,
+        datagram_opener: DatagramOpener | None = None,
     ) -> None:
         for pin in options.servercert:
             if not pin.startswith("pin-sha256:"):
@@ -176,6 +186,7 @@ class ClientSession:
         self.target = parse_url(options.url)
         self.log = log or logging.getLogger("tunnelswarm.client")
         self._opener = opener or tcp_opener
+        self._datagram_opener = datagram_opener or udp_opener
         self._rng = random.Random(options.seed)
         self._ca_pem = None if (options.servercert or options.insecure) else _ca_bundle(options)
         self.cookies = CookieJar()
@@ -199,6 +210,12 @@ class ClientSession:
         self._http: HttpConnection | None = None
         self._tunnel_up = False
         self._dpd_waiters: list[trio.Event] = []
+        #: client-side network impairments (tests, scenarios), switchable at run time
+        self.impairments = impairments or Impairments()
+        #: the DTLS channel of the current CSTP connection, if DTLS was offered
+        self.dtls: DtlsChannel | None = None
+        self.tx_cstp_packets = 0
+        self.rx_cstp_packets = 0
 
     # ------------------------------------------------------------------ connections
     async def _open_stream(self) -> TlsStream:
@@ -231,7 +248,7 @@ class ClientSession:
         )
         return stream
 
-    def _write_keylog(self, conn: CstpConnection) -> None:
+    def _write_keylog(self, conn: CstpConnection | DtlsConnection) -> None:
         lines = conn.take_keylog()
         if lines and self.options.keylog_file:
             with open(self.options.keylog_file, "a", encoding="ascii") as f:
@@ -524,6 +541,7 @@ class ClientSession:
             raise
         self._stream = stream
         self._tunnel_up = True
+        self.dtls = self._dtls_channel(stream)
         self.adapter.configure(mtu=params.tunnel_mtu, address=params.address)
         self.log.info(
             "CSTP connected: address %s, MTU %d, DPD %d s, keepalive %d s",
@@ -532,14 +550,13 @@ class ClientSession:
             params.dpd,
             params.keepalive,
         )
-        if params.dtls_offered and not self.options.no_dtls:
-            self.log.info(
-                "headend offers DTLS (%s); this build carries data over CSTP", params.dtls_cipher
-            )
         self.connected.set()
 
     # ------------------------------------------------------------------ tunnel loop
     async def _send_packet(self, packet: bytes) -> bool:
+        """Data goes over DTLS while it is up, else over CSTP (§5.5)."""
+        if self.dtls is not None and await self.dtls.send(packet):
+            return True
         stream = self._stream
         if stream is None or not self._tunnel_up:
             return False
@@ -550,14 +567,56 @@ class ClientSession:
             return False
         except (ConnectionLost, TlsError):
             return False
+        self.tx_cstp_packets += 1
         return True
+
+    def _deliver_cstp(self, packet: bytes) -> None:
+        self.rx_cstp_packets += 1
+        self.adapter.deliver(packet)
+
+    def _dtls_channel(self, stream: TlsStream) -> DtlsChannel | None:
+        """The DTLS channel this CONNECT answer asks for (None: no DTLS)."""
+        p = self.params
+        if self.options.no_dtls or p is None:
+            return None
+        plan = plan_dtls(
+            p,
+            host=self.target.host,
+            default_port=self.target.port,
+            master_secret_hex=self.master_secret,
+            cstp=stream.conn,
+        )
+        if plan is None:
+            return None
+
+        def up(conn: DtlsConnection) -> None:
+            self._write_keylog(conn)
+            if plan.mode == "psk":
+                # PSK: the client computes the DTLS MTU from the negotiated suite (§5.4, §6.1)
+                link = p.base_mtu or self.base_mtu
+                tunnel = conn.data_mtu(link, ipv6=":" in self.target.host) - 1
+                if 0 < tunnel < self.adapter.mtu:
+                    self.log.info("DTLS MTU reduced to %d", tunnel)
+                    self.adapter.mtu = tunnel
+
+        return DtlsChannel(
+            plan=plan,
+            deliver=self.adapter.deliver,
+            impairments=self.impairments,
+            log=self.log,
+            seed=lambda: self._rng.randbytes(32),
+            handshake_timeout=self.options.dtls_handshake_timeout,
+            attempt_period=self.options.dtls_attempt_period,
+            on_up=up,
+            opener=self._datagram_opener,
+        )
 
     def _dispatch(self, events: list[CstpEvent]) -> str | None:
         """Act on core events. Returns a reason to leave this tunnel, or None."""
         for ev in events:
             k = ev.kind
             if k == "data":
-                self.adapter.deliver(ev.payload)
+                self._deliver_cstp(ev.payload)
             elif k in ("dpd-request", "dpd-response", "keepalive"):
                 self.log.debug("CSTP %s received", k)
                 if k == "dpd-response":
@@ -635,6 +694,9 @@ class ClientSession:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(guarded, self._read_loop)
             nursery.start_soon(guarded, self._timer_loop)
+            if self.dtls is not None:
+                nursery.start_soon(self.dtls.run)
+        self.dtls = None
         self._tunnel_up = False
         if self._stream is stream:
             self._stream = None
@@ -713,9 +775,17 @@ async def open_client(
     opener: StreamOpener | None = None,
     log: logging.Logger | None = None,
     bye_text: str = "Client disconnected",
+    impairments: Impairments | None = None,
+    datagram_opener: DatagramOpener | None = None,
 ) -> AsyncIterator[ClientSession]:
     """Log in, bring the tunnel up, and keep it up while the block runs."""
-    session = ClientSession(options, opener=opener, log=log)
+    session = ClientSession(
+        options,
+        opener=opener,
+        log=log,
+        impairments=impairments,
+        datagram_opener=datagram_opener,
+    )
     try:
         if session.cookie is None:
             await session.authenticate()

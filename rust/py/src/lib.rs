@@ -13,6 +13,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use tunnelswarm_proto::cstp::{self, CstpError, Event, FrameError, PacketType, Role};
+use tunnelswarm_proto::dtls::{
+    self, DtlsClientConfig, DtlsError, DtlsEvent as CoreDtlsEvent, DtlsMode, FlightLayout,
+    HelloStyle, PeerId, ServerSessionParams,
+};
 use tunnelswarm_proto::ip::mtu::{self, RecordCipher};
 use tunnelswarm_proto::tls::{ClientOptions, TlsError, TlsSession};
 use tunnelswarm_proto::traffic::probe::{self, ProbeConfig, ProbeKind, ProbeVerdict};
@@ -529,6 +533,416 @@ fn udp_echo_reply<'py>(py: Python<'py>, request: &[u8]) -> Option<Bound<'py, PyB
     probe::build_udp_echo_reply(request).map(|v| PyBytes::new(py, &v))
 }
 
+/// DTLS command errors: configuration problems are the caller's, the rest misuse.
+fn dtls_err(e: DtlsError) -> PyErr {
+    match e {
+        DtlsError::UnsupportedCipher(_) | DtlsError::InvalidConfig(_) => {
+            ConfigError::new_err(e.to_string())
+        }
+        _ => LocalProtocolError::new_err(e.to_string()),
+    }
+}
+
+/// One DTLS event (protocol.md §5).
+#[pyclass(module = "tunnelswarm._core", frozen, get_all)]
+pub struct DtlsEvent {
+    kind: &'static str,
+    payload: Py<PyBytes>,
+    text: String,
+    version: Option<&'static str>,
+    suite: Option<&'static str>,
+}
+
+#[pymethods]
+impl DtlsEvent {
+    fn __repr__(&self) -> String {
+        format!("DtlsEvent(kind={:?}, text={:?})", self.kind, self.text)
+    }
+}
+
+fn dtls_event_to_py(py: Python<'_>, e: CoreDtlsEvent) -> DtlsEvent {
+    let (kind, payload, text, version, suite) = match e {
+        CoreDtlsEvent::Connected {
+            version,
+            suite,
+            cipher_name,
+        } => (
+            "connected",
+            Vec::new(),
+            cipher_name,
+            Some(version),
+            Some(suite),
+        ),
+        CoreDtlsEvent::HandshakeFailed { reason } => {
+            ("handshake-failed", Vec::new(), reason, None, None)
+        }
+        CoreDtlsEvent::Data(p) => ("data", p, String::new(), None, None),
+        CoreDtlsEvent::DpdRequest(p) => ("dpd-request", p, String::new(), None, None),
+        CoreDtlsEvent::DpdResponse(p) => ("dpd-response", p, String::new(), None, None),
+        CoreDtlsEvent::Keepalive => ("keepalive", Vec::new(), String::new(), None, None),
+        CoreDtlsEvent::PeerDead => ("peer-dead", Vec::new(), String::new(), None, None),
+        CoreDtlsEvent::Closed { reason } => ("closed", Vec::new(), reason, None, None),
+    };
+    DtlsEvent {
+        kind,
+        payload: PyBytes::new(py, &payload).unbind(),
+        text,
+        version,
+        suite,
+    }
+}
+
+fn dtls_mode(mode: &str, cipher: &str) -> PyResult<DtlsMode> {
+    match mode {
+        "legacy" => Ok(DtlsMode::Legacy {
+            cipher: cipher.to_owned(),
+        }),
+        "dtls12" => Ok(DtlsMode::Dtls12 {
+            cipher: cipher.to_owned(),
+        }),
+        "psk" => Ok(DtlsMode::Psk),
+        other => Err(ConfigError::new_err(format!(
+            "DTLS mode {other:?} is not legacy, dtls12 or psk"
+        ))),
+    }
+}
+
+fn fixed<const N: usize>(b: &[u8], what: &str) -> PyResult<[u8; N]> {
+    b.try_into()
+        .map_err(|_| ConfigError::new_err(format!("{what} must be {N} bytes, got {}", b.len())))
+}
+
+fn stats_dict<'py>(
+    py: Python<'py>,
+    items: &[(&str, u64)],
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    for (k, v) in items {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+fn dtls_stats<'py>(
+    py: Python<'py>,
+    s: &dtls::DtlsStats,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    stats_dict(
+        py,
+        &[
+            ("datagrams_in", s.datagrams_in),
+            ("datagrams_out", s.datagrams_out),
+            ("records_in", s.records_in),
+            ("records_out", s.records_out),
+            ("dropped_malformed", s.dropped_malformed),
+            ("dropped_bad_auth", s.dropped_bad_auth),
+            ("dropped_replayed", s.dropped_replayed),
+            ("dropped_wrong_epoch", s.dropped_wrong_epoch),
+            ("dropped_early_overflow", s.dropped_early_overflow),
+            ("dropped_unexpected", s.dropped_unexpected),
+            ("dropped_unknown_type", s.dropped_unknown_type),
+            ("dropped_closed", s.dropped_closed),
+            ("buffered_early", s.buffered_early),
+            ("retransmissions", s.retransmissions),
+            ("data_in", s.data_in),
+            ("data_out", s.data_out),
+            ("dpd_requests_in", s.dpd_requests_in),
+            ("dpd_requests_out", s.dpd_requests_out),
+            ("dpd_responses_in", s.dpd_responses_in),
+            ("dpd_responses_out", s.dpd_responses_out),
+            ("keepalives_in", s.keepalives_in),
+            ("keepalives_out", s.keepalives_out),
+        ],
+    )
+}
+
+/// One DTLS session, client role (the server role lives in `DtlsEndpoint`).
+#[pyclass(module = "tunnelswarm._core")]
+pub struct DtlsConnection {
+    inner: dtls::DtlsConnection,
+}
+
+#[pymethods]
+impl DtlsConnection {
+    #[staticmethod]
+    #[pyo3(signature = (now, *, mode, cipher, session_id, master_secret, seed, psk=None, handshake_timeout=12_000_000, dpd=0, keepalive=0, echo_dpd_payload=false, keylog=false, hello_style="minimal"))]
+    #[allow(clippy::too_many_arguments)]
+    fn client(
+        now: i64,
+        mode: &str,
+        cipher: &str,
+        session_id: &[u8],
+        master_secret: &[u8],
+        seed: &[u8],
+        psk: Option<&[u8]>,
+        handshake_timeout: u64,
+        dpd: u32,
+        keepalive: u32,
+        echo_dpd_payload: bool,
+        keylog: bool,
+        hello_style: &str,
+    ) -> PyResult<Self> {
+        let hello_style = match hello_style {
+            "minimal" => HelloStyle::Minimal,
+            "openssl" => HelloStyle::OpenSsl,
+            "gnutls" => HelloStyle::GnuTls,
+            "bare" => HelloStyle::Bare,
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown DTLS hello style {other:?}"
+                )))
+            }
+        };
+        let config = DtlsClientConfig {
+            mode: dtls_mode(mode, cipher)?,
+            master_secret: fixed::<48>(master_secret, "DTLS master secret")?,
+            session_id: session_id.to_vec(),
+            psk: psk.map(|p| fixed::<32>(p, "PSK")).transpose()?,
+            seed: fixed::<32>(seed, "DTLS seed")?,
+            handshake_timeout_us: handshake_timeout,
+            dpd_s: dpd,
+            keepalive_s: keepalive,
+            echo_dpd_payload,
+            keylog,
+            hello_style,
+        };
+        let inner = dtls::DtlsConnection::client(now_us(now)?, config).map_err(dtls_err)?;
+        Ok(DtlsConnection { inner })
+    }
+
+    fn handle_datagram(&mut self, now: i64, data: &[u8]) -> PyResult<()> {
+        self.inner.handle_datagram(now_us(now)?, data);
+        Ok(())
+    }
+
+    fn poll_transmit<'py>(
+        &mut self,
+        py: Python<'py>,
+        now: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        Ok(self
+            .inner
+            .poll_transmit(now_us(now)?)
+            .map(|v| PyBytes::new(py, &v)))
+    }
+
+    fn poll_events(&mut self, py: Python<'_>) -> Vec<DtlsEvent> {
+        std::iter::from_fn(|| self.inner.poll_event())
+            .map(|e| dtls_event_to_py(py, e))
+            .collect()
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        self.inner.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: i64) -> PyResult<()> {
+        self.inner.handle_timeout(now_us(now)?);
+        Ok(())
+    }
+
+    fn send_data(&mut self, now: i64, packet: &[u8]) -> PyResult<()> {
+        self.inner.send_data(now_us(now)?, packet).map_err(dtls_err)
+    }
+
+    fn send_control(&mut self, now: i64, packet_type: u8, payload: &[u8]) -> PyResult<()> {
+        self.inner
+            .send_control(now_us(now)?, packet_type, payload)
+            .map_err(dtls_err)
+    }
+
+    fn close(&mut self) {
+        self.inner.close();
+    }
+
+    #[getter]
+    fn is_established(&self) -> bool {
+        self.inner.is_established()
+    }
+
+    #[getter]
+    fn version(&self) -> &'static str {
+        self.inner.version().label()
+    }
+
+    #[getter]
+    fn suite(&self) -> Option<&'static str> {
+        self.inner.negotiated_suite().map(|s| s.iana)
+    }
+
+    #[pyo3(signature = (link_mtu, *, ipv6=false))]
+    fn data_mtu(&self, link_mtu: u32, ipv6: bool) -> u32 {
+        self.inner.data_mtu(link_mtu, ipv6)
+    }
+
+    fn take_keylog(&mut self) -> Vec<String> {
+        self.inner.take_keylog()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        dtls_stats(py, self.inner.stats())
+    }
+}
+
+/// The server side of DTLS on one shared UDP socket: routes ClientHellos by session id.
+#[pyclass(module = "tunnelswarm._core")]
+pub struct DtlsEndpoint {
+    inner: dtls::DtlsEndpoint,
+}
+
+#[pymethods]
+impl DtlsEndpoint {
+    #[new]
+    fn new(seed: &[u8]) -> PyResult<Self> {
+        Ok(DtlsEndpoint {
+            inner: dtls::DtlsEndpoint::new(fixed::<32>(seed, "endpoint seed")?),
+        })
+    }
+
+    /// Register the DTLS session CONNECT created, keyed by its session id (or app id).
+    #[pyo3(signature = (session_key, *, mode, cipher, master_secret=None, psk=None, dpd=0, keepalive=0, hello_verify=false, flight_layout="one-datagram", echo_dpd_payload=true, keylog=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn register(
+        &mut self,
+        session_key: &[u8],
+        mode: &str,
+        cipher: &str,
+        master_secret: Option<&[u8]>,
+        psk: Option<&[u8]>,
+        dpd: u32,
+        keepalive: u32,
+        hello_verify: bool,
+        flight_layout: &str,
+        echo_dpd_payload: bool,
+        keylog: bool,
+    ) -> PyResult<()> {
+        let mode = dtls_mode(mode, cipher)?;
+        let mut params = match (&mode, psk, master_secret) {
+            (DtlsMode::Psk, Some(p), _) => ServerSessionParams::psk(fixed::<32>(p, "PSK")?),
+            (DtlsMode::Psk, None, _) => return Err(ConfigError::new_err("PSK mode needs psk")),
+            (_, _, Some(m)) => {
+                ServerSessionParams::resumption(mode.clone(), fixed::<48>(m, "DTLS master secret")?)
+            }
+            (_, _, None) => {
+                return Err(ConfigError::new_err("resumption mode needs master_secret"))
+            }
+        };
+        params.dpd_s = dpd;
+        params.keepalive_s = keepalive;
+        params.hello_verify = hello_verify;
+        params.echo_dpd_payload = echo_dpd_payload;
+        params.keylog = keylog;
+        params.flight_layout = match flight_layout {
+            "one-datagram" => FlightLayout::OneDatagram,
+            "separate" => FlightLayout::Separate,
+            "first-alone" => FlightLayout::FirstAlone,
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown flight layout {other:?}"
+                )))
+            }
+        };
+        self.inner
+            .register(session_key.to_vec(), params)
+            .map_err(dtls_err)
+    }
+
+    fn unregister(&mut self, session_key: &[u8]) {
+        self.inner.unregister(session_key);
+    }
+
+    fn handle_datagram(&mut self, now: i64, peer: u64, data: &[u8]) -> PyResult<()> {
+        self.inner.handle_datagram(now_us(now)?, PeerId(peer), data);
+        Ok(())
+    }
+
+    fn poll_transmit<'py>(
+        &mut self,
+        py: Python<'py>,
+        now: i64,
+    ) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
+        Ok(self
+            .inner
+            .poll_transmit(now_us(now)?)
+            .map(|(p, v)| (p.0, PyBytes::new(py, &v))))
+    }
+
+    fn poll_events<'py>(&mut self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, DtlsEvent)> {
+        std::iter::from_fn(|| self.inner.poll_event())
+            .map(|(k, e)| (PyBytes::new(py, &k), dtls_event_to_py(py, e)))
+            .collect()
+    }
+
+    fn send_data(&mut self, now: i64, session_key: &[u8], packet: &[u8]) -> PyResult<()> {
+        self.inner
+            .send_data(now_us(now)?, session_key, packet)
+            .map_err(dtls_err)
+    }
+
+    fn send_control(
+        &mut self,
+        now: i64,
+        session_key: &[u8],
+        packet_type: u8,
+        payload: &[u8],
+    ) -> PyResult<()> {
+        self.inner
+            .send_control(now_us(now)?, session_key, packet_type, payload)
+            .map_err(dtls_err)
+    }
+
+    fn close(&mut self, session_key: &[u8]) {
+        self.inner.close(session_key);
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        self.inner.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: i64) -> PyResult<()> {
+        self.inner.handle_timeout(now_us(now)?);
+        Ok(())
+    }
+
+    fn is_established(&self, session_key: &[u8]) -> bool {
+        self.inner
+            .connection(session_key)
+            .is_some_and(|c| c.is_established())
+    }
+
+    fn connection_stats<'py>(
+        &self,
+        py: Python<'py>,
+        session_key: &[u8],
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        self.inner
+            .connection(session_key)
+            .map(|c| dtls_stats(py, c.stats()))
+            .transpose()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let s = self.inner.stats();
+        stats_dict(
+            py,
+            &[
+                ("datagrams_in", s.datagrams_in),
+                ("datagrams_out", s.datagrams_out),
+                ("dropped_unknown_peer", s.dropped_unknown_peer),
+                ("dropped_unknown_session", s.dropped_unknown_session),
+                ("dropped_zero_random", s.dropped_zero_random),
+                ("connections_created", s.connections_created),
+                ("connections_replaced", s.connections_replaced),
+            ],
+        )
+    }
+
+    #[getter]
+    fn session_count(&self) -> usize {
+        self.inner.session_count()
+    }
+}
+
 fn record_cipher(name: &str) -> PyResult<RecordCipher> {
     RecordCipher::from_name(name)
         .ok_or_else(|| ConfigError::new_err(format!("unknown record cipher {name:?}")))
@@ -570,6 +984,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Deframer>()?;
     m.add_class::<Prober>()?;
     m.add_class::<ProbeResult>()?;
+    m.add_class::<DtlsConnection>()?;
+    m.add_class::<DtlsEndpoint>()?;
+    m.add_class::<DtlsEvent>()?;
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(pin_sha256, m)?)?;
     m.add_function(wrap_pyfunction!(icmp_echo_reply, m)?)?;

@@ -1,0 +1,313 @@
+"""The client's DTLS channel: openconnect's behaviour (protocol.md §5.1, §5.4, §5.5).
+
+Theory of operation
+-------------------
+After a successful CONNECT that offered DTLS (``X-DTLS-Session-ID`` or ``X-DTLS-App-ID``
+and a cipher), :func:`plan_dtls` decides the mode from the headend's answer:
+
+* ``X-DTLS-CipherSuite: PSK-NEGOTIATE`` → PSK: the 32-byte PSK is exported from the
+  CSTP TLS session (label ``EXPORTER-openconnect-psk``, no context), the ClientHello
+  session id is the App-ID (§5.4);
+* ``X-DTLS12-CipherSuite: NAME`` → DTLS 1.2 resumption (§5.3);
+* ``X-DTLS-CipherSuite: NAME`` → DTLS 0.9 resumption, or DTLS 1.2 for ``OC-DTLS1_2-*``
+  names (§5.2, §5.3); the master secret is the client's ``X-DTLS-Master-Secret``.
+
+:class:`DtlsChannel` then runs for as long as the CSTP connection lives (a CSTP
+reconnect restarts it, as in openconnect): each *attempt* opens a fresh UDP socket (a new
+source port — ocserv will not answer a second ClientHello on the same port, §5.2.5)
+towards ``X-DTLS-Port`` on the headend, and drives one Rust ``DtlsConnection``. Once the
+handshake completes, data goes over DTLS and CSTP carries control only. A handshake
+that does not finish within the give-up time (12 s) → wait ``attempt_period`` (60 s) and
+try again; DTLS dead-peer detection (no record for more than 2 × ``X-DTLS-DPD``) → drop
+DTLS, data falls back to CSTP at once, and a new handshake starts immediately (§5.5,
+verified behaviour of openconnect 9.01). The CSTP session is never touched by DTLS
+trouble.
+
+Impairments (:class:`Impairments`) are the hook tests and scenarios use to break the
+UDP path from the client side: with ``block_udp`` every datagram is dropped in both
+directions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from tunnelswarm._core import CstpConnection, DtlsConnection, DtlsEvent
+from tunnelswarm.config.params import TunnelParams
+from tunnelswarm.drive.datagram import DatagramChannel, DatagramOpener, udp_opener
+from tunnelswarm.drive.stream import now_us
+from tunnelswarm.errors import ConfigError, TunnelswarmError
+
+__all__ = ["DtlsChannel", "DtlsPlan", "Impairments", "plan_dtls"]
+
+PSK_EXPORTER_LABEL = b"EXPORTER-openconnect-psk"
+
+
+@dataclass
+class Impairments:
+    """Client-side network impairments, switchable at run time."""
+
+    #: drop every DTLS datagram, both directions (UDP blocked on the path)
+    block_udp: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsPlan:
+    """How to bring DTLS up for one CSTP connection."""
+
+    mode: str  # "legacy" (X-DTLS-CipherSuite) | "dtls12" (X-DTLS12-CipherSuite) | "psk"
+    cipher: str
+    session_id: bytes
+    master_secret: bytes
+    psk: bytes | None
+    host: str
+    port: int
+    dpd: int
+    keepalive: int
+
+
+def plan_dtls(
+    params: TunnelParams,
+    *,
+    host: str,
+    default_port: int,
+    master_secret_hex: str,
+    cstp: CstpConnection,
+) -> DtlsPlan | None:
+    """The DTLS plan the headend's CONNECT answer asks for, or None (no DTLS offered)."""
+    if not params.dtls_offered:
+        return None
+    master = bytes.fromhex(master_secret_hex)
+    port = params.dtls_port or default_port
+    if params.dtls_cipher_suite == "PSK-NEGOTIATE":
+        if params.dtls_app_id is None:
+            return None
+        psk = cstp.export_keying_material(PSK_EXPORTER_LABEL, 32)
+        mode, cipher, sid = "psk", "PSK-NEGOTIATE", bytes.fromhex(params.dtls_app_id)
+    elif params.dtls_session_id is None:
+        return None
+    elif params.dtls12_cipher_suite:
+        psk, mode, cipher = None, "dtls12", params.dtls12_cipher_suite
+        sid = bytes.fromhex(params.dtls_session_id)
+    elif params.dtls_cipher_suite:
+        psk, mode, cipher = None, "legacy", params.dtls_cipher_suite
+        sid = bytes.fromhex(params.dtls_session_id)
+    else:
+        return None
+    return DtlsPlan(
+        mode=mode,
+        cipher=cipher,
+        session_id=sid,
+        master_secret=master,
+        psk=psk,
+        host=host,
+        port=port,
+        dpd=params.dtls_dpd,
+        keepalive=params.dtls_keepalive,
+    )
+
+
+@dataclass
+class DtlsCounters:
+    attempts: int = 0
+    established: int = 0
+    handshake_failures: int = 0
+    dead_peer: int = 0
+    tx_packets: int = 0
+    rx_packets: int = 0
+    dropped_impaired: int = 0
+
+
+@dataclass
+class DtlsChannel:
+    """One CSTP connection's DTLS: attempts, the UDP socket, the data path."""
+
+    plan: DtlsPlan
+    deliver: Callable[[bytes], None]
+    impairments: Impairments
+    log: logging.Logger
+    seed: Callable[[], bytes]
+    handshake_timeout: float = 12.0
+    attempt_period: float = 60.0
+    on_up: Callable[[DtlsConnection], None] | None = None
+    on_down: Callable[[str], None] | None = None
+    opener: DatagramOpener = udp_opener
+    counters: DtlsCounters = field(default_factory=DtlsCounters)
+    conn: DtlsConnection | None = None
+    sock: DatagramChannel | None = None
+    up: bool = False
+    last_failure: str | None = None
+    state_changed: trio.Event = field(default_factory=trio.Event)
+    dpd_responses: int = 0
+    _dpd_waiters: list[trio.Event] = field(default_factory=list)
+
+    def _new_connection(self) -> DtlsConnection:
+        p = self.plan
+        try:
+            return DtlsConnection.client(
+                now_us(),
+                mode=p.mode,
+                cipher=p.cipher,
+                session_id=p.session_id,
+                master_secret=p.master_secret,
+                psk=p.psk,
+                seed=self.seed(),
+                handshake_timeout=int(self.handshake_timeout * 1_000_000),
+                dpd=p.dpd,
+                keepalive=p.keepalive,
+                keylog=True,
+            )
+        except ConfigError:
+            raise
+        except TunnelswarmError as e:  # pragma: no cover - mapped by the binding
+            raise ConfigError(str(e)) from None
+
+    def _changed(self) -> None:
+        self.state_changed.set()
+        self.state_changed = trio.Event()
+
+    async def run(self) -> None:
+        """Attempt DTLS forever (the caller cancels it with the CSTP connection)."""
+        while True:
+            reason = await self._attempt()
+            if self.up:
+                self.up = False
+                if self.on_down:
+                    self.on_down(reason)
+            self.last_failure = reason
+            self._changed()
+            if reason.startswith("dead peer"):
+                self.counters.dead_peer += 1
+                self.log.warning("DTLS: %s; data over CSTP, new handshake now", reason)
+                continue
+            self.counters.handshake_failures += 1
+            self.log.warning(
+                "DTLS: %s; data over CSTP, next attempt in %g s", reason, self.attempt_period
+            )
+            await trio.sleep(self.attempt_period)
+
+    async def _attempt(self) -> str:
+        self.counters.attempts += 1
+        p = self.plan
+        try:
+            conn = self._new_connection()
+        except TunnelswarmError as e:
+            return f"cannot start DTLS: {e}"
+        try:
+            sock = await self.opener(p.host, p.port)
+        except OSError as e:
+            return f"cannot open UDP to {p.host}:{p.port}: {e.strerror or e}"
+        self.conn, self.sock = conn, sock
+        try:
+            self.log.info("DTLS: handshake %s %s to %s:%d", p.mode, p.cipher, p.host, p.port)
+            async with trio.open_nursery() as nursery:
+                outcome: list[str] = []
+
+                def finish(reason: str) -> None:
+                    if not outcome:
+                        outcome.append(reason)
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(self._reader, conn, sock, finish)
+                nursery.start_soon(self._timers, conn, sock, finish)
+                await self._flush(conn, sock)
+            return outcome[0] if outcome else "stopped"
+        finally:
+            self.conn, self.sock = None, None
+            sock.close()
+
+    async def _flush(self, conn: DtlsConnection, sock: DatagramChannel) -> None:
+        while (dgram := conn.poll_transmit(now_us())) is not None:
+            if self.impairments.block_udp:
+                self.counters.dropped_impaired += 1
+                continue
+            try:
+                await sock.send(dgram)
+            except OSError as e:
+                self.log.debug("DTLS send failed: %s", e)
+
+    def _dispatch(self, conn: DtlsConnection, events: list[DtlsEvent]) -> str | None:
+        for ev in events:
+            k = ev.kind
+            if k == "data":
+                self.counters.rx_packets += 1
+                self.deliver(ev.payload)
+            elif k == "connected":
+                self.up = True
+                self.counters.established += 1
+                self.log.info("Established DTLS connection: %s", ev.text)
+                if self.on_up:
+                    self.on_up(conn)
+                self._changed()
+            elif k == "dpd-response":
+                self.dpd_responses += 1
+                waiters, self._dpd_waiters = self._dpd_waiters, []
+                for w in waiters:
+                    w.set()
+            elif k == "handshake-failed":
+                return f"handshake failed: {ev.text}"
+            elif k == "peer-dead":
+                return "dead peer: no DTLS record for more than 2 x DPD"
+        return None
+
+    async def _reader(
+        self, conn: DtlsConnection, sock: DatagramChannel, finish: Callable[[str], None]
+    ) -> None:
+        while True:
+            try:
+                data = await sock.recv()
+            except OSError:
+                # ICMP port unreachable and the like: keep waiting; the give-up timer decides
+                await trio.sleep(0.05)
+                continue
+            if self.impairments.block_udp:
+                self.counters.dropped_impaired += 1
+                continue
+            conn.handle_datagram(now_us(), data)
+            await self._flush(conn, sock)
+            if (r := self._dispatch(conn, conn.poll_events())) is not None:
+                finish(r)
+                return
+
+    async def _timers(
+        self, conn: DtlsConnection, sock: DatagramChannel, finish: Callable[[str], None]
+    ) -> None:
+        while True:
+            deadline = conn.next_deadline()
+            await trio.sleep_until(math.inf if deadline is None else deadline / 1_000_000)
+            conn.handle_timeout(now_us())
+            await self._flush(conn, sock)
+            if (r := self._dispatch(conn, conn.poll_events())) is not None:
+                finish(r)
+                return
+
+    async def send(self, packet: bytes) -> bool:
+        """Send an IP packet over DTLS. False if DTLS is not up (use CSTP)."""
+        conn, sock = self.conn, self.sock
+        if not self.up or conn is None or sock is None:
+            return False
+        try:
+            conn.send_data(now_us(), packet)
+        except TunnelswarmError:
+            return False
+        self.counters.tx_packets += 1
+        await self._flush(conn, sock)
+        return True
+
+    async def dpd_round_trip(self, timeout: float = 5.0, payload: bytes = b"") -> bool:
+        """Send a DTLS DPD request; True when the headend answered within ``timeout``."""
+        conn, sock = self.conn, self.sock
+        if not self.up or conn is None or sock is None:
+            return False
+        done = trio.Event()
+        self._dpd_waiters.append(done)
+        conn.send_control(now_us(), 0x03, payload)
+        await self._flush(conn, sock)
+        with trio.move_on_after(timeout):
+            await done.wait()
+        return done.is_set()

@@ -1,0 +1,78 @@
+"""drive_datagram: the UDP side. The only place where a UDP socket is touched.
+
+A :class:`DatagramChannel` is a connected datagram pipe (send one datagram, receive
+one datagram). :func:`udp_opener` gives the real network; tests and scenarios inject
+other openers (in-memory networks, black holes) through the same signature, so the
+DTLS channel runs unchanged in virtual time.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+__all__ = ["DatagramChannel", "DatagramOpener", "UdpChannel", "blackhole_opener", "udp_opener"]
+
+DATAGRAM_MAX = 65535
+
+
+class DatagramChannel(Protocol):
+    async def send(self, datagram: bytes) -> None: ...
+    async def recv(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
+#: opens a datagram channel to (host, port)
+DatagramOpener = Callable[[str, int], Awaitable[DatagramChannel]]
+
+
+class UdpChannel:
+    """A connected UDP socket (a fresh source port per channel)."""
+
+    def __init__(self, sock: trio.socket.SocketType) -> None:
+        self._sock = sock
+
+    async def send(self, datagram: bytes) -> None:
+        await self._sock.send(datagram)
+
+    async def recv(self) -> bytes:
+        return await self._sock.recv(DATAGRAM_MAX)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+async def udp_opener(host: str, port: int) -> DatagramChannel:
+    """The real network: a UDP socket connected to host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return UdpChannel(sock)
+
+
+class _BlackHole:
+    """Swallows every datagram; never delivers one (UDP filtered on the path)."""
+
+    async def send(self, datagram: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def recv(self) -> bytes:
+        await trio.sleep(math.inf)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        pass
+
+
+async def blackhole_opener(host: str, port: int) -> DatagramChannel:
+    """A datagram opener whose channels lead nowhere."""
+    await trio.lowlevel.checkpoint()
+    return _BlackHole()
