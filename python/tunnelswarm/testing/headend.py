@@ -34,6 +34,23 @@ each one TCP connection of a client. Nothing is faked above the byte stream:
    ``_core.icmp_echo_reply`` (after :attr:`HeadendScript.echo_delay`), and test scripts
    can inject garbage instead of a frame. A DISCONNECT ``b0`` logs the cookie out, as
    ocserv does (§4.3).
+4. **DTLS** is the core's server role, ``DtlsEndpoint`` (protocol.md §5): one endpoint
+   for all sessions, like the one UDP socket of a real headend. A CONNECT with
+   ``X-DTLS-Master-Secret`` gets DTLS when a cipher matches (:func:`choose_dtls`:
+   ``PSK-NEGOTIATE`` if :attr:`HeadendScript.psk`, else the headend's preference lists
+   per header, ``X-DTLS-CipherSuite`` first unless :attr:`HeadendScript.prefer_dtls12`):
+   a 32-byte session id (or PSK app id, with the PSK exported from this connection's
+   TLS session) is registered with the client's master secret and answered as
+   ``X-DTLS-Session-ID`` (upper-case hex) / ``X-DTLS-App-ID``, ``X-DTLS-Port``,
+   ``X-DTLS-Keepalive``, ``X-DTLS-DPD``, the cipher header and ``X-DTLS-MTU``; it is
+   unregistered when the TCP connection ends. DTLS DATA is treated like CSTP DATA (ICMP
+   echo requests to the inside host are answered, over DTLS); DPD-REQs are answered by
+   the core (payload echoed, which openconnect 9.01's MTU probe needs, §5.5).
+   :class:`HeadendDtls` records handshakes, data, DPD, keepalives per session;
+   :attr:`FakeHeadend.datagrams` every UDP datagram (with its first record's clear
+   header, and why it was dropped). Script knobs break the path: ``answer_dtls`` (drop
+   everything unread), ``dtls_mute`` (read, never answer), ``dtls_port`` (advertise a
+   port nobody listens on, CSCuh61321), ``udp_loss`` (in memory).
 
 Everything the headend sees is recorded (requests with their headers in wire order,
 CONNECTs, sessions and cookies, frames by type with the time they arrived, BYE
@@ -49,7 +66,10 @@ request, so a test may change it while clients are connected.
 
 Networks: :meth:`FakeHeadend.memory_opener` gives a client ``opener`` that creates an
 in-memory stream pair per dial and serves the far end in a nursery (virtual time, no
-sockets); :meth:`FakeHeadend.listen_tcp` serves real TCP on 127.0.0.1.
+sockets), :meth:`FakeHeadend.memory_datagram_opener` the matching ``datagram_opener``
+(each client UDP socket an in-memory channel to the endpoint); :meth:`FakeHeadend.listen_tcp`
+serves real TCP on 127.0.0.1 and real UDP on the same port. :meth:`FakeHeadend.ping_client`
+sends ICMP echo requests from the inside host to a client (over DTLS while it is up).
 """
 
 from __future__ import annotations
@@ -60,10 +80,12 @@ import errno
 import functools
 import hashlib
 import ipaddress
+import math
 import random
+import socket
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
@@ -77,8 +99,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from defusedxml import ElementTree as DefusedET
 
-from tunnelswarm._core import CstpConnection, Deframer, encode_frame, icmp_echo_reply, pin_sha256
-from tunnelswarm.errors import TunnelswarmError
+from tunnelswarm._core import (
+    CstpConnection,
+    Deframer,
+    DtlsEndpoint,
+    DtlsEvent,
+    Prober,
+    encode_frame,
+    icmp_echo_reply,
+    pin_sha256,
+)
+from tunnelswarm.drive.datagram import DatagramChannel, DatagramOpener
+from tunnelswarm.errors import ConfigError, TunnelswarmError
 
 __all__ = [
     "DATA",
@@ -89,10 +121,14 @@ __all__ = [
     "TERMINATE",
     "FakeHeadend",
     "HeadendConnection",
+    "HeadendDtls",
+    "HeadendPing",
     "HeadendScript",
     "HeadendSession",
+    "SeenDatagram",
     "SeenFrame",
     "SeenRequest",
+    "choose_dtls",
 ]
 
 DATA, DPD_REQ, DPD_RESP, DISCONNECT, KEEPALIVE, TERMINATE = 0x00, 0x03, 0x04, 0x05, 0x07, 0x09
@@ -148,6 +184,49 @@ class HeadendScript:
     #: the opener refuses TCP connections (ECONNREFUSED)
     refuse_tcp: bool = False
     seed: int = 0
+    # -- DTLS server role (protocol.md §5, §10.10) ----------------------------------
+    #: offer DTLS when CONNECT carries ``X-DTLS-Master-Secret`` and a cipher matches
+    dtls: bool = True
+    #: ``X-DTLS-CipherSuite`` names in the headend's order of preference
+    dtls_ciphers: Sequence[str] = (
+        "AES256-SHA",
+        "AES128-SHA",
+        "DES-CBC3-SHA",
+        "OC-DTLS1_2-AES256-GCM",
+        "OC-DTLS1_2-AES128-GCM",
+    )
+    #: ``X-DTLS12-CipherSuite`` names in the headend's order of preference
+    dtls12_ciphers: Sequence[str] = (
+        "AES256-GCM-SHA384",
+        "AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+    )
+    #: try the client's ``X-DTLS12-CipherSuite`` offer before its ``X-DTLS-CipherSuite``
+    prefer_dtls12: bool = False
+    #: answer ``PSK-NEGOTIATE`` (with ``X-DTLS-App-ID``) when offered, like ocserv (§5.4)
+    psk: bool = False
+    #: advertised ``X-DTLS-Port``; None = the TLS port. Another number is advertised but
+    #: never listened on (CSCuh61321, §8.1)
+    dtls_port: int | None = None
+    #: answer the first ClientHello with a HelloVerifyRequest (§5.2.3)
+    hello_verify: bool = False
+    #: server flight grouping: ``one-datagram``, ``separate`` or ``first-alone`` (SH alone)
+    flight_layout: Literal["one-datagram", "separate", "first-alone"] = "one-datagram"
+    #: ``X-DTLS-DPD`` / ``X-DTLS-Keepalive``; None = same as ``dpd`` / ``keepalive``
+    dtls_dpd: int | None = None
+    dtls_keepalive: int | None = None
+    #: run the server's own DTLS DPD/keepalive timers with those values (default: passive,
+    #: the headend only answers)
+    dtls_server_timers: bool = False
+    #: DTLS DPD-RESP echoes the request payload (ocserv; openconnect 9.01's MTU probe
+    #: needs it, §5.5); False = bare ``04``
+    echo_dtls_dpd: bool = True
+    #: False: every UDP datagram is dropped unread (filtered path, dead DTLS)
+    answer_dtls: bool = True
+    #: True: datagrams are read and processed but nothing is sent back
+    dtls_mute: bool = False
+    #: in-memory UDP only: probability of losing a datagram (each direction, seeded)
+    udp_loss: float = 0.0
 
 
 @dataclass
@@ -194,6 +273,77 @@ class SeenFrame:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class SeenDatagram:
+    """One UDP datagram at the headend, with the clear header of its first DTLS record."""
+
+    at: float
+    #: ``in`` (client → headend) or ``out``
+    direction: Literal["in", "out"]
+    peer: int
+    size: int
+    #: first record: content type (22 handshake, 20 CCS, 21 alert, 23 data), epoch, seq
+    content_type: int | None
+    epoch: int | None
+    seq: int | None
+    #: the first record is a ClientHello
+    client_hello: bool
+    #: why it was not delivered (``answer_dtls off``, ``muted``, ``no listener``, ``lost``)
+    dropped: str | None = None
+
+
+@dataclass
+class HeadendDtls:
+    """The DTLS session one CONNECT registered, and what happened on it."""
+
+    conn: int
+    key: bytes
+    mode: str
+    cipher: str
+    registered_at: float
+    unregistered_at: float | None = None
+    #: times of completed handshakes (a re-handshake from a new port adds one)
+    connected: list[float] = field(default_factory=list)
+    version: str | None = None
+    suite: str | None = None
+    #: openconnect-style description, e.g. ``(DTLS0.9)-(RSA)-(AES-128-CBC)-(SHA1)``
+    text: str | None = None
+    data_in: int = 0
+    data_out: int = 0
+    #: ICMP echo replies the inside host sent over DTLS
+    echo_replies: int = 0
+    #: (time, payload length) of DPD-REQs from the client, all answered by the core
+    dpd_requests: list[tuple[float, int]] = field(default_factory=list)
+    dpd_responses: list[float] = field(default_factory=list)
+    keepalives: list[float] = field(default_factory=list)
+    handshake_failures: list[tuple[float, str]] = field(default_factory=list)
+    peer_dead: list[float] = field(default_factory=list)
+    closed: list[tuple[float, str]] = field(default_factory=list)
+    #: the core's counters of the last connection, kept when the session is unregistered
+    final_stats: dict[str, int] | None = None
+
+
+@dataclass
+class HeadendPing:
+    """ICMP echo requests the inside host sent to a client (:meth:`FakeHeadend.ping_client`)."""
+
+    sent_dtls: int = 0
+    sent_cstp: int = 0
+    #: requests that could not be sent (``via="dtls"`` while DTLS was down)
+    not_sent: int = 0
+    received_dtls: int = 0
+    received_cstp: int = 0
+    rtts: list[float] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return self.sent_dtls + self.sent_cstp
+
+    @property
+    def received(self) -> int:
+        return self.received_dtls + self.received_cstp
+
+
 @dataclass
 class HeadendSession:
     """One logged-in user: the ``webvpn`` cookie and what it was used for."""
@@ -225,6 +375,16 @@ class HeadendConnection:
     cut: bool = False
     silent: bool = False
     error: str | None = None
+    #: ``X-CSTP-Address`` the 200 to CONNECT gave
+    address: str | None = None
+    #: the DTLS session CONNECT registered, if DTLS was offered
+    dtls: HeadendDtls | None = None
+    #: headers of the 200 to CONNECT, in wire order
+    connect_reply: tuple[tuple[str, str], ...] = ()
+
+    def reply_header(self, name: str) -> str | None:
+        """A header of the 200 to CONNECT (case-insensitive name)."""
+        return next((v for n, v in self.connect_reply if n.lower() == name.lower()), None)
 
     @property
     def live(self) -> bool:
@@ -284,8 +444,81 @@ class _Link:
         return self.conn.read_http()
 
 
+def _sendto(sock: socket.socket, addr: Any, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # full buffer, unreachable peer: UDP may lose it
+        sock.sendto(data, addr)
+
+
+class _MemoryDatagram:
+    """A client's in-memory UDP socket to the headend (see ``memory_datagram_opener``)."""
+
+    def __init__(self, hub: FakeHeadend, peer: int, listening: bool) -> None:
+        self.hub = hub
+        self.peer = peer
+        self.listening = listening
+        self._tx, self._rx = trio.open_memory_channel[bytes](256)
+        self._closed = False
+
+    async def send(self, datagram: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            raise OSError(errno.EBADF, "socket closed")
+        self.hub._udp_in(self.peer, bytes(datagram), listening=self.listening)
+
+    async def recv(self) -> bytes:
+        return await self._rx.receive()
+
+    def deliver(self, datagram: bytes) -> None:
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            self._tx.send_nowait(datagram)  # a full queue drops, like a socket buffer
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.hub._udp_peers.pop(self.peer, None)
+            self._tx.close()
+            self._rx.close()
+
+
 def _now_us() -> int:
     return int(trio.current_time() * 1_000_000)
+
+
+def _offer(value: str | None) -> list[str]:
+    return [c.strip().upper() for c in (value or "").split(":") if c.strip()]
+
+
+def choose_dtls(
+    script: HeadendScript, dtls_offer: str | None, dtls12_offer: str | None
+) -> list[tuple[str, str]]:
+    """The (mode, cipher) candidates for a CONNECT, best first (protocol.md §5.1).
+
+    ``PSK-NEGOTIATE`` wins when :attr:`HeadendScript.psk` is on and the client offers it
+    (ocserv). Otherwise the headend's own preference order decides within each header:
+    the client's ``X-DTLS-CipherSuite`` offer is matched against
+    :attr:`HeadendScript.dtls_ciphers` (mode ``legacy``: DTLS 0.9, or DTLS 1.2 for
+    ``OC-DTLS1_2-*``) and its ``X-DTLS12-CipherSuite`` offer against
+    :attr:`HeadendScript.dtls12_ciphers` (mode ``dtls12``); the ``legacy`` matches come
+    first unless :attr:`HeadendScript.prefer_dtls12`, the other header is the fallback.
+    Names compare case-insensitively. An empty list means: offer no DTLS.
+    """
+    legacy, d12 = _offer(dtls_offer), _offer(dtls12_offer)
+    out: list[tuple[str, str]] = []
+    if script.psk and "PSK-NEGOTIATE" in legacy:
+        out.append(("psk", "PSK-NEGOTIATE"))
+    by_legacy = [("legacy", c) for c in script.dtls_ciphers if c.upper() in legacy]
+    by_d12 = [("dtls12", c) for c in script.dtls12_ciphers if c.upper() in d12]
+    out += by_d12 + by_legacy if script.prefer_dtls12 else by_legacy + by_d12
+    return out
+
+
+def _record_head(data: bytes) -> tuple[int | None, int | None, int | None, bool]:
+    """(content type, epoch, seq, is ClientHello) of a datagram's first DTLS record."""
+    if len(data) < 13:
+        return None, None, None, False
+    epoch = int.from_bytes(data[3:5], "big")
+    hello = data[0] == 22 and epoch == 0 and len(data) > 13 and data[13] == 1
+    return data[0], epoch, int.from_bytes(data[5:11], "big"), hello
 
 
 def _one_line(e: BaseException) -> str:
@@ -349,6 +582,25 @@ class FakeHeadend:
         self._opaques: dict[str, tuple[str, str]] = {}  # aggauth-handle -> (opaque, group)
         self._contexts: dict[str, tuple[str, str | None]] = {}  # ocserv sid -> (user, group)
         self._change = trio.Event()
+        # DTLS server role: one endpoint for every session, like one UDP socket
+        seeds = random.Random(f"dtls-{self.script.seed}")
+        self.endpoint = DtlsEndpoint(seeds.randbytes(32))
+        self._loss_rng = random.Random(f"loss-{self.script.seed}")
+        #: every registered DTLS session, in CONNECT order
+        self.dtls_sessions: list[HeadendDtls] = []
+        #: every UDP datagram seen or sent (also dropped ones)
+        self.datagrams: list[SeenDatagram] = []
+        #: (host, port, time) of every in-memory UDP socket a client opened
+        self.udp_dials: list[tuple[str, int, float]] = []
+        #: the port the TLS listener serves (real) or the clients dialled (in memory)
+        self.tls_port: int | None = None
+        self._dtls_by_key: dict[bytes, HeadendDtls] = {}
+        self._udp_peers: dict[int, Callable[[bytes], None]] = {}
+        self._udp_addrs: dict[tuple[Any, ...], int] = {}
+        self._next_peer = 1
+        self._dtls_wake = trio.Event()
+        self._dtls_nursery: trio.Nursery | None = None
+        self._pings: dict[int, tuple[Prober, HeadendPing]] = {}
 
     # ------------------------------------------------------------------ records
     def _changed(self) -> None:
@@ -362,6 +614,23 @@ class FakeHeadend:
 
     def frames_of(self, ptype: int) -> list[SeenFrame]:
         return [f for f in self.frames if f.type == ptype]
+
+    def datagrams_in(self, *, delivered: bool | None = None) -> list[SeenDatagram]:
+        """Datagrams from clients; ``delivered`` filters on whether they were dropped."""
+        return [
+            d
+            for d in self.datagrams
+            if d.direction == "in" and (delivered is None or (d.dropped is None) == delivered)
+        ]
+
+    def client_hellos(self) -> list[SeenDatagram]:
+        """Datagrams from clients that start with a ClientHello (dropped ones too)."""
+        return [d for d in self.datagrams_in() if d.client_hello]
+
+    @property
+    def dtls(self) -> HeadendDtls | None:
+        """The DTLS session of the most recent CONNECT that got one."""
+        return self.dtls_sessions[-1] if self.dtls_sessions else None
 
     @property
     def valid_cookies(self) -> list[str]:
@@ -435,6 +704,8 @@ class FakeHeadend:
 
         async def opener(host: str, port: int) -> trio.abc.Stream:
             self.dials.append((host, port, trio.current_time()))
+            if self.tls_port is None:
+                self.tls_port = port
             if self.script.refuse_tcp:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
             client, server = trio.testing.memory_stream_pair()
@@ -443,13 +714,362 @@ class FakeHeadend:
 
         return opener
 
-    async def listen_tcp(self, nursery: trio.Nursery, host: str = "127.0.0.1") -> int:
-        """Serve real TCP on ``host`` (port chosen by the kernel) in ``nursery``; the port."""
-        listeners: list[trio.SocketListener] = await nursery.start(
-            functools.partial(trio.serve_tcp, self.serve_stream, 0, host=host)
-        )
-        port: int = listeners[0].socket.getsockname()[1]
+    def memory_datagram_opener(self, nursery: trio.Nursery) -> DatagramOpener:
+        """A client ``datagram_opener`` wired to this headend's DTLS endpoint, in memory.
+
+        Each call is one client UDP socket (one peer id). Datagrams to the port the
+        headend listens on (:attr:`tls_port`, i.e. the TLS port) reach the endpoint;
+        any other port (an advertised :attr:`HeadendScript.dtls_port`) is a black hole.
+        :attr:`HeadendScript.udp_loss` drops datagrams at random. The endpoint's timers
+        run in ``nursery``.
+        """
+        self._start_dtls_timers(nursery)
+
+        async def opener(host: str, port: int) -> DatagramChannel:
+            await trio.lowlevel.checkpoint()
+            self.udp_dials.append((host, port, trio.current_time()))
+            listening = port == (self.tls_port or 443)
+            chan = _MemoryDatagram(self, self._new_peer(), listening)
+            self._udp_peers[chan.peer] = chan.deliver
+            return chan
+
+        return opener
+
+    async def listen_tcp(
+        self, nursery: trio.Nursery, host: str = "127.0.0.1", *, udp: bool = True
+    ) -> int:
+        """Serve real TCP on ``host`` (port chosen by the kernel) in ``nursery``; the port.
+
+        With ``udp`` the DTLS endpoint also serves a UDP socket bound to the same address
+        and port, as a real headend does.
+        """
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(50):
+            tcp = trio.socket.socket(family, socket.SOCK_STREAM)
+            try:
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                await tcp.bind((host, 0))
+                tcp.listen(128)
+                port: int = tcp.getsockname()[1]
+                usock = socket.socket(family, socket.SOCK_DGRAM) if udp else None
+            except BaseException:
+                tcp.close()
+                raise
+            if usock is not None:
+                try:
+                    usock.bind((host, port))
+                except OSError as e:
+                    usock.close()
+                    tcp.close()
+                    if e.errno == errno.EADDRINUSE:
+                        continue  # UDP port taken: try another TCP port
+                    raise
+            break
+        else:  # pragma: no cover - 50 collisions in a row
+            raise OSError(errno.EADDRINUSE, "no TCP port whose UDP twin is free")
+        self.tls_port = port
+        try:
+            await nursery.start(trio.serve_listeners, self.serve_stream, [trio.SocketListener(tcp)])
+        except BaseException:
+            tcp.close()
+            if usock is not None:
+                usock.close()
+            raise
+        if usock is not None:
+            self._start_dtls_timers(nursery)
+            nursery.start_soon(self._serve_udp, usock)
         return port
+
+    # ------------------------------------------------------------------ UDP / DTLS
+    def _new_peer(self) -> int:
+        peer = self._next_peer
+        self._next_peer += 1
+        return peer
+
+    async def _serve_udp(self, sock: socket.socket) -> None:
+        """Serve one real UDP socket: datagrams in → endpoint → datagrams out."""
+        try:
+            sock.setblocking(False)
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                for _ in range(64):
+                    try:
+                        data, addr = sock.recvfrom(65535)
+                    except BlockingIOError:
+                        break
+                    except OSError:  # e.g. an ICMP error queued on the socket
+                        continue
+                    peer = self._udp_addrs.get(addr)
+                    if peer is None:
+                        peer = self._udp_addrs[addr] = self._new_peer()
+                        self._udp_peers[peer] = functools.partial(_sendto, sock, addr)
+                    self._udp_in(peer, data)
+                await trio.lowlevel.checkpoint()
+        finally:
+            sock.close()
+
+    def _record_datagram(
+        self, direction: Literal["in", "out"], peer: int, data: bytes, dropped: str | None
+    ) -> None:
+        ctype, epoch, seq, hello = _record_head(data)
+        self.datagrams.append(
+            SeenDatagram(
+                trio.current_time(), direction, peer, len(data), ctype, epoch, seq, hello, dropped
+            )
+        )
+
+    def _lost(self) -> bool:
+        loss = self.script.udp_loss
+        return loss > 0 and self._loss_rng.random() < loss
+
+    def _udp_in(self, peer: int, data: bytes, *, listening: bool = True) -> None:
+        s = self.script
+        dropped = None
+        if not listening:
+            dropped = "no listener"
+        elif not s.answer_dtls:
+            dropped = "answer_dtls off"
+        elif self._lost():
+            dropped = "lost"
+        self._record_datagram("in", peer, data, dropped)
+        if dropped is None:
+            self.endpoint.handle_datagram(_now_us(), peer, data)
+            self._dtls_pump()
+        else:
+            self._changed()
+
+    def _udp_out(self, peer: int, data: bytes) -> None:
+        s = self.script
+        deliver = self._udp_peers.get(peer)
+        dropped = None
+        if not s.answer_dtls:
+            dropped = "answer_dtls off"
+        elif s.dtls_mute:
+            dropped = "muted"
+        elif deliver is None:
+            dropped = "peer gone"
+        elif self._lost():
+            dropped = "lost"
+        self._record_datagram("out", peer, data, dropped)
+        if dropped is None and deliver is not None:
+            deliver(data)
+
+    def _start_dtls_timers(self, nursery: trio.Nursery) -> None:
+        if self._dtls_nursery is None:
+            self._dtls_nursery = nursery
+            nursery.start_soon(self._dtls_timer_loop)
+
+    async def _dtls_timer_loop(self) -> None:
+        while True:
+            deadline = self.endpoint.next_deadline()
+            wake = self._dtls_wake
+            with trio.move_on_at(math.inf if deadline is None else deadline / 1_000_000):
+                await wake.wait()
+            if wake.is_set():
+                self._dtls_wake = trio.Event()
+            self.endpoint.handle_timeout(_now_us())
+            self._dtls_pump(kick=False)
+
+    def _dtls_pump(self, *, kick: bool = True) -> None:
+        """Move every datagram the endpoint wants to send, then act on its events."""
+        ep = self.endpoint
+        busy = True
+        while busy:
+            busy = False
+            while (out := ep.poll_transmit(_now_us())) is not None:
+                busy = True
+                self._udp_out(out[0], bytes(out[1]))
+            for key, ev in ep.poll_events():
+                busy = True
+                self._on_dtls_event(bytes(key), ev)
+        if kick:
+            self._dtls_wake.set()  # the endpoint's next deadline may have changed
+        self._changed()
+
+    def _on_dtls_event(self, key: bytes, ev: DtlsEvent) -> None:
+        rec = self._dtls_by_key.get(key)
+        if rec is None:
+            return
+        at, k = trio.current_time(), ev.kind
+        if k == "connected":
+            rec.connected.append(at)
+            rec.version, rec.suite, rec.text = ev.version, ev.suite, ev.text
+        elif k == "data":
+            rec.data_in += 1
+            self._on_dtls_data(rec, bytes(ev.payload))
+        elif k == "dpd-request":
+            rec.dpd_requests.append((at, len(ev.payload)))
+        elif k == "dpd-response":
+            rec.dpd_responses.append(at)
+        elif k == "keepalive":
+            rec.keepalives.append(at)
+        elif k == "handshake-failed":
+            rec.handshake_failures.append((at, ev.text))
+        elif k == "peer-dead":
+            rec.peer_dead.append(at)
+        elif k == "closed":
+            rec.closed.append((at, ev.text))
+
+    def _on_dtls_data(self, rec: HeadendDtls, packet: bytes) -> None:
+        if not self._to_inside(packet):
+            return
+        reply = icmp_echo_reply(packet)
+        if reply is None:
+            self._ping_reply(rec.conn, packet, "dtls")
+        elif self.script.echo_delay > 0 and self._dtls_nursery is not None:
+            self._dtls_nursery.start_soon(self._dtls_later, rec, bytes(reply))
+        else:
+            self._dtls_send(rec, bytes(reply), echo=True)
+
+    async def _dtls_later(self, rec: HeadendDtls, packet: bytes) -> None:
+        await trio.sleep(self.script.echo_delay)
+        self._dtls_send(rec, packet, echo=True)
+
+    def _dtls_send(self, rec: HeadendDtls, packet: bytes, *, echo: bool = False) -> bool:
+        """Send an IP packet to the client over DTLS; False if DTLS is not up."""
+        if rec.unregistered_at is not None or not self.endpoint.is_established(rec.key):
+            return False
+        try:
+            self.endpoint.send_data(_now_us(), rec.key, packet)
+        except TunnelswarmError:
+            return False
+        rec.data_out += 1
+        rec.echo_replies += echo
+        self._dtls_pump()
+        return True
+
+    def _register_dtls(self, link: _Link, req: SeenRequest) -> list[tuple[str, str]]:
+        """Register this CONNECT's DTLS session; the ``X-DTLS-*`` headers to answer."""
+        s = self.script
+        master_hex = req.header("X-DTLS-Master-Secret")
+        if not s.dtls or not master_hex:
+            return []
+        try:
+            master = bytes.fromhex(master_hex)
+        except ValueError:
+            return []
+        dpd = s.dpd if s.dtls_dpd is None else s.dtls_dpd
+        keepalive = s.keepalive if s.dtls_keepalive is None else s.dtls_keepalive
+        candidates = choose_dtls(
+            s, req.header("X-DTLS-CipherSuite"), req.header("X-DTLS12-CipherSuite")
+        )
+        key = self._rng.randbytes(32) if candidates else b""
+        for mode, cipher in candidates:
+            psk = None
+            if mode == "psk":
+                psk = link.conn.export_keying_material(b"EXPORTER-openconnect-psk", 32)
+            try:
+                self.endpoint.register(
+                    key,
+                    mode=mode,
+                    cipher=cipher,
+                    master_secret=None if mode == "psk" else master,
+                    psk=psk,
+                    dpd=dpd if s.dtls_server_timers else 0,
+                    keepalive=keepalive if s.dtls_server_timers else 0,
+                    hello_verify=s.hello_verify,
+                    flight_layout=s.flight_layout,
+                    echo_dpd_payload=s.echo_dtls_dpd,
+                )
+            except ConfigError:
+                continue  # a name the core cannot do (or a bad secret): next candidate
+            rec = HeadendDtls(link.rec.id, key, mode, cipher, trio.current_time())
+            link.rec.dtls = rec
+            self.dtls_sessions.append(rec)
+            self._dtls_by_key[key] = rec
+            port = s.dtls_port if s.dtls_port is not None else (self.tls_port or 443)
+            if mode == "psk":
+                h = [("X-DTLS-App-ID", key.hex())]
+            else:
+                h = [("X-DTLS-Session-ID", key.hex().upper())]
+            h += [
+                ("X-DTLS-Port", str(port)),
+                ("X-DTLS-Keepalive", str(keepalive)),
+                ("X-DTLS-DPD", str(dpd)),
+            ]
+            if mode == "dtls12":
+                h.append(("X-DTLS12-CipherSuite", cipher))
+            else:
+                h.append(("X-DTLS-CipherSuite", cipher))
+            if s.dtls_mtu is not None and mode != "psk":
+                h.append(("X-DTLS-MTU", str(s.dtls_mtu)))
+            return h
+        return []
+
+    def _unregister_dtls(self, rec: HeadendConnection) -> None:
+        d = rec.dtls
+        if d is not None and d.unregistered_at is None:
+            d.final_stats = self.endpoint.connection_stats(d.key)
+            self.endpoint.unregister(d.key)
+            d.unregistered_at = trio.current_time()
+            self._dtls_by_key.pop(d.key, None)
+
+    # ------------------------------------------------------------------ pings
+    async def ping_client(
+        self,
+        conn: HeadendConnection | None = None,
+        *,
+        count: int = 1,
+        interval: float = 0.2,
+        timeout: float = 2.0,
+        via: Literal["auto", "dtls", "cstp"] = "auto",
+        payload_len: int = 56,
+    ) -> HeadendPing:
+        """ICMP echo requests from the inside host to a client's tunnel address.
+
+        ``auto`` sends over DTLS while it is established, else over CSTP; ``dtls``
+        never falls back (counted as ``not_sent``). Replies are matched whichever
+        tunnel brings them. Waits at most ``timeout`` after the last request.
+        """
+        if conn is None:
+            live = [c for c in self.connections if c.live and c.cstp_at is not None]
+            if not live:
+                raise RuntimeError("ping_client: no live CSTP connection")
+            conn = live[-1]
+        link = next(lk for lk in self._links if lk.rec is conn)
+        if conn.address is None:
+            raise RuntimeError("ping_client: the connection has no tunnel address")
+        prober = Prober(self.script.inside_host, conn.address, payload_len=payload_len)
+        result = HeadendPing()
+        self._pings[conn.id] = (prober, result)
+        try:
+            for i in range(count):
+                if i:
+                    await trio.sleep(interval)
+                _, packet = prober.build(_now_us())
+                d = conn.dtls
+                if via != "cstp" and d is not None and self._dtls_send(d, bytes(packet)):
+                    result.sent_dtls += 1
+                elif via == "dtls" or not conn.live:
+                    result.not_sent += 1
+                else:
+                    try:
+                        await link.send_frame(DATA, bytes(packet))
+                        result.sent_cstp += 1
+                    except _IO_ERRORS as e:
+                        conn.error = _one_line(e)
+                        result.not_sent += 1
+            with trio.move_on_after(timeout):
+                await self.wait_for(lambda: result.received >= result.sent)
+        finally:
+            self._pings.pop(conn.id, None)
+        return result
+
+    def _ping_reply(self, conn_id: int, packet: bytes, via: Literal["dtls", "cstp"]) -> None:
+        entry = self._pings.get(conn_id)
+        if entry is None:
+            return
+        prober, result = entry
+        r = prober.handle_packet(_now_us(), packet)
+        if r.kind != "reply":
+            return
+        if via == "dtls":
+            result.received_dtls += 1
+        else:
+            result.received_cstp += 1
+        if r.rtt_us is not None:
+            result.rtts.append(r.rtt_us / 1_000_000)
+        self._changed()
 
     # ------------------------------------------------------------------ one connection
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
@@ -471,6 +1091,7 @@ class FakeHeadend:
                     nursery.cancel_scope.cancel()
         finally:
             rec.closed_at = trio.current_time()
+            self._unregister_dtls(rec)
             with trio.CancelScope(shield=True):
                 await stream.aclose()
             self._changed()
@@ -570,6 +1191,8 @@ class FakeHeadend:
         self._changed()
         if ptype == DATA:
             reply = icmp_echo_reply(payload) if self._to_inside(payload) else None
+            if reply is None and self._to_inside(payload):
+                self._ping_reply(rec.id, payload, "cstp")
             if reply is not None and s.echo_delay > 0:
                 assert link.nursery is not None
                 link.nursery.start_soon(self._later, link, s.echo_delay, DATA, bytes(reply))
@@ -864,6 +1487,7 @@ class FakeHeadend:
         session.address = session.address or address
         session.connects.append(trio.current_time())
         link.rec.session = session
+        link.rec.address = address
         h: list[tuple[str, str]] = [("X-CSTP-Version", "1")]
         if ocserv:
             h.append(("X-CSTP-Server-Name", "ocserv 1.1.6"))
@@ -879,17 +1503,9 @@ class FakeHeadend:
         ]
         if s.rekey_method != "none":
             h += [("X-CSTP-Rekey-Time", str(s.rekey_time)), ("X-CSTP-Rekey-Method", s.rekey_method)]
-        if req.header("X-DTLS-Master-Secret"):
-            h += [
-                ("X-DTLS-Session-ID", self._rng.randbytes(32).hex().upper()),
-                ("X-DTLS-Port", "443"),
-                ("X-DTLS-Keepalive", str(s.keepalive)),
-                ("X-DTLS-DPD", str(s.dpd)),
-                ("X-DTLS-CipherSuite", "AES256-SHA"),
-            ]
-            if s.dtls_mtu is not None:
-                h.append(("X-DTLS-MTU", str(s.dtls_mtu)))
+        h += self._register_dtls(link, req)
         h.append(("X-CSTP-MTU", str(s.cstp_mtu)))
         omit = {name.lower() for name in s.connect_omit}
         h = [(name, value) for name, value in h if name.lower() not in omit]
+        link.rec.connect_reply = tuple(h)
         return _Reply(200, "CONNECTED" if ocserv else "OK", h, switch=True)
