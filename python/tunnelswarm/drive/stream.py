@@ -35,8 +35,13 @@ RECEIVE_SIZE = 65536
 
 
 def now_us() -> int:
-    """The caller's monotonic timeline, in integer microseconds (Trio's clock)."""
-    return int(trio.current_time() * 1_000_000)
+    """The caller's monotonic timeline, in integer microseconds (Trio's clock).
+
+    Rounded, not truncated: a task that sleeps until ``deadline / 1e6`` must read back
+    at least ``deadline`` (``int(32.26e6 / 1e6 * 1e6)`` is 32259999), or the core
+    finds its timer not yet due and the timer loop spins at one instant.
+    """
+    return round(trio.current_time() * 1_000_000)
 
 
 class TlsStream:
