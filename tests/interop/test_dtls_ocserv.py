@@ -174,3 +174,25 @@ async def test_fallback_with_client_impairment_hook(udp_server: OcservInstance) 
             assert report.received == 3
             assert session.dtls.counters.tx_packets == 3
             assert session.reconnects == 0
+
+
+def test_cli_dtls_ciphers_aes128_sha_reports_dtls_and_pings_over_it(
+    udp_server: OcservInstance,
+) -> None:
+    import os
+    import sys
+
+    env = dict(os.environ, TS_TEST_PASSWORD=udp_server.password)
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "tunnelswarm", "connect", udp_server.url,
+            "-u", udp_server.user, "--password-env", "TS_TEST_PASSWORD",
+            "--servercert", udp_server.pin, "--dtls-ciphers", "AES128-SHA",
+            "--ping", udp_server.gateway, "--ping-count", "5", "--ping-interval", "0.1",
+        ],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "DTLS                up (DTLS0.9, TLS_RSA_WITH_AES_128_CBC_SHA)" in proc.stdout
+    assert "5 packets transmitted, 5 received" in proc.stdout
+    assert "0 sent / 0 received over CSTP, 5 sent / 5 received over DTLS" in proc.stdout
