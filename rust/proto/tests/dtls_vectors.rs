@@ -2,6 +2,9 @@
 //! byte for byte through the public API: key schedule, record protection, and whole
 //! client/server connections driven with the fixed randoms and IVs injected.
 
+mod common;
+
+use common::{bytes_of, hex, str_of};
 use serde_json::Value;
 use tunnelswarm_proto::dtls::cipher::{
     additional_data, new_protection, write_record, CbcProtection, RecordMeta,
@@ -18,39 +21,12 @@ use tunnelswarm_proto::dtls::{
     ServerSessionParams,
 };
 
-const DTLS_JSON: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/vectors/dtls.json"
-));
-
 fn doc() -> Value {
-    serde_json::from_str(DTLS_JSON).expect("dtls.json is valid JSON")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd-length hex {s:?}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("missing string {k:?}"))
-}
-
-fn b(v: &Value, k: &str) -> Vec<u8> {
-    unhex(s(v, k))
+    common::vectors!("dtls.json")
 }
 
 fn r32(v: &Value, k: &str) -> [u8; 32] {
-    b(v, k).try_into().expect("32 bytes")
+    bytes_of(v, k).try_into().expect("32 bytes")
 }
 
 struct Inputs {
@@ -65,11 +41,11 @@ fn inputs() -> Inputs {
     let d = doc();
     let i = &d["inputs"];
     Inputs {
-        ms: b(i, "master_secret").try_into().expect("48 bytes"),
+        ms: bytes_of(i, "master_secret").try_into().expect("48 bytes"),
         cr: r32(i, "client_random"),
         sr: r32(i, "server_random"),
-        sid: b(i, "session_id"),
-        iv: b(i, "cbc_iv"),
+        sid: bytes_of(i, "session_id"),
+        iv: bytes_of(i, "cbc_iv"),
     }
 }
 
@@ -112,30 +88,30 @@ fn dtls09_key_schedule() {
     let d = doc();
     let v = &d["dtls09_resumption_aes128_sha"];
     let i = inputs();
-    let sel = resolve_cipher_name(CipherHeader::DtlsCipherSuite, s(v, "cipher_name")).unwrap();
-    assert_eq!(format!("{:04x}", sel.suite.id), s(v, "suite_id"));
-    assert_eq!(sel.version.label(), s(v, "version"));
+    let sel = resolve_cipher_name(CipherHeader::DtlsCipherSuite, str_of(v, "cipher_name")).unwrap();
+    assert_eq!(format!("{:04x}", sel.suite.id), str_of(v, "suite_id"));
+    assert_eq!(sel.version.label(), str_of(v, "version"));
     assert_eq!(sel.prf, PrfHash::Tls10);
     let kb = key_block(PrfHash::Tls10, &i.ms, &i.cr, &i.sr, 104);
-    assert_eq!(hex(&kb), s(v, "key_block"));
+    assert_eq!(hex(&kb), str_of(v, "key_block"));
     let k = slice_key_block(sel.suite, &kb).unwrap();
-    assert_eq!(hex(&k.client.mac_key), s(v, "client_mac_key"));
-    assert_eq!(hex(&k.server.mac_key), s(v, "server_mac_key"));
-    assert_eq!(hex(&k.client.key), s(v, "client_key"));
-    assert_eq!(hex(&k.server.key), s(v, "server_key"));
+    assert_eq!(hex(&k.client.mac_key), str_of(v, "client_mac_key"));
+    assert_eq!(hex(&k.server.mac_key), str_of(v, "server_mac_key"));
+    assert_eq!(hex(&k.client.key), str_of(v, "client_key"));
+    assert_eq!(hex(&k.server.key), str_of(v, "server_key"));
     // bodies-only transcript (§5.2.4)
-    let ch = b(v, "client_hello_record");
-    let sh = b(v, "server_hello_record");
+    let ch = bytes_of(v, "client_hello_record");
+    let sh = bytes_of(v, "server_hello_record");
     let mut t = ch[13 + 12..].to_vec();
     t.extend_from_slice(&sh[13 + 12..]);
     let svd = verify_data(PrfHash::Tls10, &i.ms, FinishedBy::Server, &t);
-    assert_eq!(hex(&svd), s(v, "server_verify_data"));
+    assert_eq!(hex(&svd), str_of(v, "server_verify_data"));
     t.extend_from_slice(&svd);
     let cvd = verify_data(PrfHash::Tls10, &i.ms, FinishedBy::Client, &t);
-    assert_eq!(hex(&cvd), s(v, "client_verify_data"));
+    assert_eq!(hex(&cvd), str_of(v, "client_verify_data"));
     assert_eq!(
         hex(&encode_handshake(20, 2, &svd)),
-        s(v, "server_finished_plaintext")
+        str_of(v, "server_finished_plaintext")
     );
 }
 
@@ -154,24 +130,24 @@ fn dtls09_record_protection() {
         epoch: 1,
         seq,
     };
-    let fin_pt = b(v, "server_finished_plaintext");
+    let fin_pt = bytes_of(v, "server_finished_plaintext");
     assert_eq!(
         hex(&srv.record_mac(&meta(22, 0), &fin_pt)),
-        s(v, "server_finished_mac")
+        str_of(v, "server_finished_mac")
     );
-    let mut cfin_pt = encode_handshake(20, 2, &b(v, "client_verify_data"));
+    let mut cfin_pt = encode_handshake(20, 2, &bytes_of(v, "client_verify_data"));
     assert_eq!(
         hex(&cli.record_mac(&meta(22, 0), &cfin_pt)),
-        s(v, "client_finished_mac")
+        str_of(v, "client_finished_mac")
     );
     assert_eq!(
         hex(&cli.record_mac(&meta(23, 1), &[7])),
-        s(v, "client_keepalive_mac")
+        str_of(v, "client_keepalive_mac")
     );
-    let ka = b(v, "client_keepalive_record");
+    let ka = bytes_of(v, "client_keepalive_record");
     assert_eq!(
         hex(&cli.decrypt_raw(&ka[13..]).unwrap()),
-        s(v, "client_keepalive_padded_plaintext")
+        str_of(v, "client_keepalive_padded_plaintext")
     );
     // sealing with the vector IV reproduces every record
     let iv = i.iv.clone();
@@ -183,20 +159,23 @@ fn dtls09_record_protection() {
     };
     assert_eq!(
         seal(&srv, meta(22, 0), &fin_pt),
-        s(v, "server_finished_record")
+        str_of(v, "server_finished_record")
     );
     assert_eq!(
         seal(&cli, meta(22, 0), &cfin_pt),
-        s(v, "client_finished_record")
+        str_of(v, "client_finished_record")
     );
     assert_eq!(
         seal(&cli, meta(23, 1), &[7]),
-        s(v, "client_keepalive_record")
+        str_of(v, "client_keepalive_record")
     );
-    assert_eq!(seal(&cli, meta(23, 2), &[3]), s(v, "client_dpd_record"));
+    assert_eq!(
+        seal(&cli, meta(23, 2), &[3]),
+        str_of(v, "client_dpd_record")
+    );
     // and they open again
     let rx = new_protection(suite, &keys.client).unwrap();
-    let mut frag = b(v, "client_finished_record")[13..].to_vec();
+    let mut frag = bytes_of(v, "client_finished_record")[13..].to_vec();
     let r = rx.open(&meta(22, 0), &mut frag).unwrap();
     assert_eq!(&frag[r], &cfin_pt[..]);
     cfin_pt.clear();
@@ -208,7 +187,7 @@ fn dtls09_whole_handshake_byte_for_byte() {
     let v = &d["dtls09_resumption_aes128_sha"];
     let i = inputs();
     let mode = DtlsMode::Legacy {
-        cipher: s(v, "cipher_name").into(),
+        cipher: str_of(v, "cipher_name").into(),
     };
     let mut client = DtlsConnection::client_with_rng(
         0,
@@ -222,7 +201,7 @@ fn dtls09_whole_handshake_byte_for_byte() {
     )
     .unwrap();
     let ch = drain(&mut client, 0);
-    assert_eq!(hex(&ch[0]), s(v, "client_hello_record"));
+    assert_eq!(hex(&ch[0]), str_of(v, "client_hello_record"));
     let mut server = DtlsConnection::server_with_rng(
         i.sid.clone(),
         ServerSessionParams::resumption(mode, i.ms),
@@ -232,22 +211,22 @@ fn dtls09_whole_handshake_byte_for_byte() {
     server.handle_datagram(0, &ch[0]);
     let flight = drain(&mut server, 0);
     let recs = records(&flight[0]);
-    assert_eq!(hex(&recs[0]), s(v, "server_hello_record"));
-    assert_eq!(hex(&recs[1]), s(v, "server_ccs_record"));
-    assert_eq!(hex(&recs[2]), s(v, "server_finished_record"));
+    assert_eq!(hex(&recs[0]), str_of(v, "server_hello_record"));
+    assert_eq!(hex(&recs[1]), str_of(v, "server_ccs_record"));
+    assert_eq!(hex(&recs[2]), str_of(v, "server_finished_record"));
     client.handle_datagram(1, &flight[0]);
     let fin = drain(&mut client, 1);
     assert_eq!(fin.len(), 1, "CCS + Finished in one datagram");
     let recs = records(&fin[0]);
-    assert_eq!(hex(&recs[0]), s(v, "client_ccs_record"));
-    assert_eq!(hex(&recs[1]), s(v, "client_finished_record"));
+    assert_eq!(hex(&recs[0]), str_of(v, "client_ccs_record"));
+    assert_eq!(hex(&recs[1]), str_of(v, "client_finished_record"));
     server.handle_datagram(1, &fin[0]);
     assert!(client.is_established() && server.is_established());
     client.send_control(2, 0x07, &[]).unwrap();
     client.send_control(2, 0x03, &[]).unwrap();
     let recs = drain(&mut client, 2);
-    assert_eq!(hex(&recs[0]), s(v, "client_keepalive_record"));
-    assert_eq!(hex(&recs[1]), s(v, "client_dpd_record"));
+    assert_eq!(hex(&recs[0]), str_of(v, "client_keepalive_record"));
+    assert_eq!(hex(&recs[1]), str_of(v, "client_dpd_record"));
     assert!(matches!(
         client.poll_event(),
         Some(DtlsEvent::Connected {
@@ -262,30 +241,31 @@ fn dtls12_key_schedule_and_transcript() {
     let d = doc();
     let v = &d["dtls12_resumption_aes256_gcm_sha384"];
     let i = inputs();
-    let sel = resolve_cipher_name(CipherHeader::Dtls12CipherSuite, s(v, "cipher_name")).unwrap();
+    let sel =
+        resolve_cipher_name(CipherHeader::Dtls12CipherSuite, str_of(v, "cipher_name")).unwrap();
     let alias = resolve_cipher_name(
         CipherHeader::DtlsCipherSuite,
-        s(&v["also_named"], "cipher_name"),
+        str_of(&v["also_named"], "cipher_name"),
     )
     .unwrap();
     assert_eq!(sel, alias);
-    assert_eq!(format!("{:04x}", sel.suite.id), s(v, "suite_id"));
+    assert_eq!(format!("{:04x}", sel.suite.id), str_of(v, "suite_id"));
     assert_eq!(sel.prf, PrfHash::Sha384);
     let kb = key_block(PrfHash::Sha384, &i.ms, &i.cr, &i.sr, 72);
-    assert_eq!(hex(&kb), s(v, "key_block"));
+    assert_eq!(hex(&kb), str_of(v, "key_block"));
     let k = slice_key_block(sel.suite, &kb).unwrap();
-    assert_eq!(hex(&k.client.key), s(v, "client_key"));
-    assert_eq!(hex(&k.server.key), s(v, "server_key"));
-    assert_eq!(hex(&k.client.iv), s(v, "client_salt"));
-    assert_eq!(hex(&k.server.iv), s(v, "server_salt"));
+    assert_eq!(hex(&k.client.key), str_of(v, "client_key"));
+    assert_eq!(hex(&k.server.key), str_of(v, "server_key"));
+    assert_eq!(hex(&k.client.iv), str_of(v, "client_salt"));
+    assert_eq!(hex(&k.server.iv), str_of(v, "server_salt"));
     // transcript with the 12-byte headers (§5.3)
-    let mut t = b(v, "client_hello_message");
-    t.extend(b(v, "server_hello_message"));
+    let mut t = bytes_of(v, "client_hello_message");
+    t.extend(bytes_of(v, "server_hello_message"));
     let svd = verify_data(PrfHash::Sha384, &i.ms, FinishedBy::Server, &t);
-    assert_eq!(hex(&svd), s(v, "server_verify_data"));
+    assert_eq!(hex(&svd), str_of(v, "server_verify_data"));
     t.extend(encode_handshake(20, 1, &svd));
     let cvd = verify_data(PrfHash::Sha384, &i.ms, FinishedBy::Client, &t);
-    assert_eq!(hex(&cvd), s(v, "client_verify_data"));
+    assert_eq!(hex(&cvd), str_of(v, "client_verify_data"));
 }
 
 #[test]
@@ -305,15 +285,21 @@ fn dtls12_gcm_records() {
         seq,
     };
     let mut out = Vec::new();
-    let fin = encode_handshake(20, 1, &b(v, "server_verify_data"));
+    let fin = encode_handshake(20, 1, &bytes_of(v, "server_verify_data"));
     write_record(&mut out, Some(srv.as_ref()), &m(22, 0), &[&fin], &mut rng);
-    assert_eq!(hex(&out), s(v, "server_finished_record"));
+    assert_eq!(hex(&out), str_of(v, "server_finished_record"));
     let mut out = Vec::new();
     write_record(&mut out, Some(cli.as_ref()), &m(23, 1), &[&[3]], &mut rng);
-    assert_eq!(hex(&out), s(v, "client_dpd_record"));
-    assert_eq!(hex(&out[13 + 8..13 + 9]), s(v, "client_dpd_ciphertext"));
-    assert_eq!(hex(&out[13 + 9..]), s(v, "client_dpd_tag"));
-    assert_eq!(hex(&additional_data(&m(23, 1), 1)), s(v, "client_dpd_aad"));
+    assert_eq!(hex(&out), str_of(v, "client_dpd_record"));
+    assert_eq!(
+        hex(&out[13 + 8..13 + 9]),
+        str_of(v, "client_dpd_ciphertext")
+    );
+    assert_eq!(hex(&out[13 + 9..]), str_of(v, "client_dpd_tag"));
+    assert_eq!(
+        hex(&additional_data(&m(23, 1), 1)),
+        str_of(v, "client_dpd_aad")
+    );
     // the receiver opens it, taking the nonce from the record
     let mut frag = out[13..].to_vec();
     let r = cli.open(&m(23, 1), &mut frag).unwrap();
@@ -327,7 +313,7 @@ fn dtls12_whole_handshake_byte_for_byte() {
     let i = inputs();
     let mut cfg = DtlsClientConfig::resumption(
         DtlsMode::Dtls12 {
-            cipher: s(v, "cipher_name").into(),
+            cipher: str_of(v, "cipher_name").into(),
         },
         i.ms,
         i.sid.clone(),
@@ -338,12 +324,12 @@ fn dtls12_whole_handshake_byte_for_byte() {
         DtlsConnection::client_with_rng(0, cfg, Box::new(ScriptedRandom::new(vec![i.cr.to_vec()])))
             .unwrap();
     let ch = drain(&mut client, 0);
-    assert_eq!(hex(&ch[0][13..]), s(v, "client_hello_message"));
+    assert_eq!(hex(&ch[0][13..]), str_of(v, "client_hello_message"));
     let mut server = DtlsConnection::server_with_rng(
         i.sid.clone(),
         ServerSessionParams::resumption(
             DtlsMode::Legacy {
-                cipher: s(&v["also_named"], "cipher_name").into(),
+                cipher: str_of(&v["also_named"], "cipher_name").into(),
             },
             i.ms,
         ),
@@ -353,14 +339,17 @@ fn dtls12_whole_handshake_byte_for_byte() {
     server.handle_datagram(0, &ch[0]);
     let fl = drain(&mut server, 0);
     let recs = records(&fl[0]);
-    assert_eq!(hex(&recs[0][13..]), s(v, "server_hello_message"));
-    assert_eq!(hex(&recs[2]), s(v, "server_finished_record"));
+    assert_eq!(hex(&recs[0][13..]), str_of(v, "server_hello_message"));
+    assert_eq!(hex(&recs[2]), str_of(v, "server_finished_record"));
     client.handle_datagram(1, &fl[0]);
     let fin = drain(&mut client, 1);
     server.handle_datagram(1, &fin[0]);
     assert!(server.is_established());
     client.send_control(2, 0x03, &[]).unwrap();
-    assert_eq!(hex(&drain(&mut client, 2)[0]), s(v, "client_dpd_record"));
+    assert_eq!(
+        hex(&drain(&mut client, 2)[0]),
+        str_of(v, "client_dpd_record")
+    );
 }
 
 #[test]
@@ -368,9 +357,9 @@ fn psk_exporter_values() {
     let d = doc();
     let v = &d["psk_exporter"];
     let i = inputs();
-    let label = s(v, "label").as_bytes();
+    let label = str_of(v, "label").as_bytes();
     for (hash, k) in [(PrfHash::Sha256, "sha256"), (PrfHash::Sha384, "sha384")] {
         let e = export_no_context(hash, &i.ms, &i.cr, &i.sr, label, 32);
-        assert_eq!(hex(&e), s(v, k), "{k}");
+        assert_eq!(hex(&e), str_of(v, k), "{k}");
     }
 }

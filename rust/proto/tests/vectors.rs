@@ -1,52 +1,14 @@
 //! The shared CSTP frame vectors (`tests/vectors/cstp_frames.json`, protocol.md §10.1
 //! and §4.1): the same JSON file is checked from Python by `tests/unit/test_vectors.py`.
 
+mod common;
+
+use common::{field, list, str_of, u8_of, unhex, usize_of};
 use serde_json::Value;
 use tunnelswarm_proto::cstp::{encode, Deframer, Disconnect, Frame, FrameError, PacketType};
 
-const CSTP_FRAMES: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/vectors/cstp_frames.json"
-));
-
 fn vectors() -> Value {
-    serde_json::from_str(CSTP_FRAMES).expect("cstp_frames.json is valid JSON")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd-length hex {s:?}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
-fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key)
-        .unwrap_or_else(|| panic!("vector {v} has no {key:?}"))
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    field(v, key)
-        .as_str()
-        .unwrap_or_else(|| panic!("{key:?} of {v} is not a string"))
-}
-
-fn usize_of(v: &Value, key: &str) -> usize {
-    let n = field(v, key)
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key:?} of {v} is not a number"));
-    usize::try_from(n).expect("fits usize")
-}
-
-fn u8_of(v: &Value, key: &str) -> u8 {
-    u8::try_from(usize_of(v, key)).expect("fits u8")
-}
-
-fn list<'a>(doc: &'a Value, key: &str) -> &'a Vec<Value> {
-    field(doc, key)
-        .as_array()
-        .unwrap_or_else(|| panic!("{key:?} is not a list"))
+    common::vectors!("cstp_frames.json")
 }
 
 fn drain(d: &mut Deframer) -> Result<Vec<Frame>, (Vec<Frame>, FrameError)> {
@@ -218,17 +180,12 @@ mod record_mtu {
         asa_tls_threshold, dtls_tunnel_mtu, ocserv_data_mtu, openconnect_request_mtu, RecordCipher,
     };
 
-    const RECORD_MTU: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/vectors/record_mtu.json"
-    ));
-
     fn load() -> Value {
-        serde_json::from_str(RECORD_MTU).expect("record_mtu.json parses")
+        crate::common::vectors!("record_mtu.json")
     }
 
     fn num(v: &Value, k: &str) -> u32 {
-        u32::try_from(v[k].as_u64().unwrap_or_else(|| panic!("{k} missing"))).unwrap()
+        u32::try_from(crate::common::usize_of(v, k)).expect("fits u32")
     }
 
     fn cipher(v: &Value) -> RecordCipher {

@@ -470,12 +470,7 @@ impl DtlsConnection {
                     return;
                 }
                 let mut buf = frag.to_vec();
-                let meta = RecordMeta {
-                    content_type: h.content_type,
-                    version: h.version,
-                    epoch: h.epoch,
-                    seq: h.seq,
-                };
+                let meta = RecordMeta::from(&h);
                 let Some(prot) = self.read_prot.as_deref() else {
                     return;
                 };
@@ -618,10 +613,7 @@ impl DtlsConnection {
     fn process_in_order(&mut self, now: u64, item: HsItem) {
         let before = self.next_recv_seq;
         self.next_recv_seq = self.next_recv_seq.wrapping_add(1);
-        let accepted = match self.role {
-            Role::Client => self.client_accept(now, item),
-            Role::Server => self.server_accept(now, item),
-        };
+        let accepted = self.handshake_accept(now, item);
         if !accepted && !self.is_terminal() {
             self.next_recv_seq = before;
             self.stats.dropped_unexpected += 1;

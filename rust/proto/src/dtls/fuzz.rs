@@ -55,12 +55,7 @@ pub fn fuzz_record(data: &[u8]) {
                 continue;
             };
             for (h, frag) in &recs {
-                let meta = RecordMeta {
-                    content_type: h.content_type,
-                    version: h.version,
-                    epoch: h.epoch,
-                    seq: h.seq,
-                };
+                let meta = RecordMeta::from(h);
                 let mut f = frag.to_vec();
                 if let Ok(r) = p.open(&meta, &mut f) {
                     assert!(r.end <= f.len());

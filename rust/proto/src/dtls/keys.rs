@@ -96,6 +96,15 @@ pub fn prf(hash: PrfHash, secret: &[u8], label: &[u8], seed: &[u8], len: usize) 
     out
 }
 
+/// `first ‖ second`: the PRF seed made of two randoms.
+fn two_randoms(first: &[u8; 32], second: &[u8; 32]) -> [u8; 64] {
+    let mut seed = [0u8; 64];
+    let (a, b) = seed.split_at_mut(32);
+    a.copy_from_slice(first);
+    b.copy_from_slice(second);
+    seed
+}
+
 /// `key_block = PRF(master, "key expansion", server_random ‖ client_random)`.
 pub fn key_block(
     hash: PrfHash,
@@ -104,9 +113,7 @@ pub fn key_block(
     server_random: &[u8; 32],
     len: usize,
 ) -> Vec<u8> {
-    let mut seed = Vec::with_capacity(64);
-    seed.extend_from_slice(server_random);
-    seed.extend_from_slice(client_random);
+    let seed = two_randoms(server_random, client_random);
     prf(hash, master, b"key expansion", &seed, len)
 }
 
@@ -248,9 +255,7 @@ pub fn psk_master_secret(
     client_random: &[u8; 32],
     server_random: &[u8; 32],
 ) -> [u8; MASTER_SECRET_LEN] {
-    let mut seed = Vec::with_capacity(64);
-    seed.extend_from_slice(client_random);
-    seed.extend_from_slice(server_random);
+    let seed = two_randoms(client_random, server_random);
     let mut out = [0u8; MASTER_SECRET_LEN];
     prf_into(hash, &psk_premaster(psk), b"master secret", &seed, &mut out);
     out
@@ -266,9 +271,7 @@ pub fn export_no_context(
     label: &[u8],
     len: usize,
 ) -> Vec<u8> {
-    let mut seed = Vec::with_capacity(64);
-    seed.extend_from_slice(client_random);
-    seed.extend_from_slice(server_random);
+    let seed = two_randoms(client_random, server_random);
     prf(hash, master, label, &seed, len)
 }
 
@@ -276,11 +279,8 @@ pub fn export_no_context(
 mod tests {
     use super::*;
     use crate::dtls::suites::suite_by_id;
+    use crate::dtls::tests::seq;
     use crate::tls::hex;
-
-    fn seq(start: u8, n: usize) -> Vec<u8> {
-        (0..n).map(|i| start.wrapping_add(i as u8)).collect()
-    }
 
     fn r32(start: u8) -> [u8; 32] {
         seq(start, 32).try_into().unwrap()

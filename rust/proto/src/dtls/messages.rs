@@ -260,6 +260,28 @@ fn encode_extensions(out: &mut Vec<u8>, exts: &Option<Vec<Extension>>) {
     }
 }
 
+/// `version ‖ random(32) ‖ session_id<0..32>`: how both hellos begin.
+fn encode_hello_start(out: &mut Vec<u8>, version: u16, random: &[u8; 32], session_id: &[u8]) {
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(random);
+    out.push(session_id.len() as u8);
+    out.extend_from_slice(session_id);
+}
+
+/// Parse what [`encode_hello_start`] writes; a session id over 32 bytes is refused.
+fn parse_hello_start(r: &mut Reader<'_>) -> Result<(u16, [u8; 32], Vec<u8>), MessageError> {
+    let version = r.u16()?;
+    let random: [u8; 32] = r
+        .take(32)?
+        .try_into()
+        .map_err(|_| MessageError::Truncated)?;
+    let session_id = r.vec8()?;
+    if session_id.len() > 32 {
+        return Err(MessageError::BadLength);
+    }
+    Ok((version, random, session_id.to_vec()))
+}
+
 /// ClientHello body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientHello {
@@ -283,10 +305,7 @@ impl ClientHello {
     /// Wire body.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
-        out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&self.random);
-        out.push(self.session_id.len() as u8);
-        out.extend_from_slice(&self.session_id);
+        encode_hello_start(&mut out, self.version, &self.random, &self.session_id);
         out.push(self.cookie.len() as u8);
         out.extend_from_slice(&self.cookie);
         out.extend_from_slice(&((self.suites.len() * 2) as u16).to_be_bytes());
@@ -302,15 +321,7 @@ impl ClientHello {
     /// Parse a body.
     pub fn parse(body: &[u8]) -> Result<Self, MessageError> {
         let mut r = Reader::new(body);
-        let version = r.u16()?;
-        let random: [u8; 32] = r
-            .take(32)?
-            .try_into()
-            .map_err(|_| MessageError::Truncated)?;
-        let session_id = r.vec8()?;
-        if session_id.len() > 32 {
-            return Err(MessageError::BadLength);
-        }
+        let (version, random, session_id) = parse_hello_start(&mut r)?;
         let cookie = r.vec8()?.to_vec();
         let suites_raw = r.vec16()?;
         if suites_raw.is_empty() || suites_raw.len() % 2 != 0 {
@@ -329,7 +340,7 @@ impl ClientHello {
         Ok(ClientHello {
             version,
             random,
-            session_id: session_id.to_vec(),
+            session_id,
             cookie,
             suites,
             compression,
@@ -377,10 +388,7 @@ impl ServerHello {
     /// Wire body.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(80);
-        out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&self.random);
-        out.push(self.session_id.len() as u8);
-        out.extend_from_slice(&self.session_id);
+        encode_hello_start(&mut out, self.version, &self.random, &self.session_id);
         out.extend_from_slice(&self.suite.to_be_bytes());
         out.push(self.compression);
         encode_extensions(&mut out, &self.extensions);
@@ -390,15 +398,7 @@ impl ServerHello {
     /// Parse a body.
     pub fn parse(body: &[u8]) -> Result<Self, MessageError> {
         let mut r = Reader::new(body);
-        let version = r.u16()?;
-        let random: [u8; 32] = r
-            .take(32)?
-            .try_into()
-            .map_err(|_| MessageError::Truncated)?;
-        let session_id = r.vec8()?;
-        if session_id.len() > 32 {
-            return Err(MessageError::BadLength);
-        }
+        let (version, random, session_id) = parse_hello_start(&mut r)?;
         let suite = r.u16()?;
         let compression = r.u8()?;
         let extensions = parse_extensions(&mut r)?;
@@ -406,7 +406,7 @@ impl ServerHello {
         Ok(ServerHello {
             version,
             random,
-            session_id: session_id.to_vec(),
+            session_id,
             suite,
             compression,
             extensions,

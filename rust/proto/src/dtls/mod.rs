@@ -17,7 +17,7 @@
 //! * [`suites`] — suite table and the one cipher-name table for both CONNECT headers;
 //! * [`keys`] — TLS 1.0 / 1.2 PRFs, key blocks, Finished `verify_data`, PSK master;
 //! * [`cipher`] — record protection behind the [`cipher::RecordProtection`] trait:
-//!   CBC MAC-then-encrypt (RustCrypto `aes`/`des`/`cbc`, `ring` HMAC), AES-GCM and
+//!   CBC MAC-then-encrypt (RustCrypto `aes`/`des`/`cbc`/`hmac`), AES-GCM and
 //!   ChaCha20-Poly1305 (`ring`);
 //! * [`messages`] — handshake header and message bodies;
 //! * [`flight`] — flights and the 1 s doubling retransmission timer;

@@ -196,15 +196,8 @@ impl<'a> Iterator for RecordIter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtls::tests::unhex;
     use proptest::prelude::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn parses_ocserv_ccs_record() {

@@ -752,46 +752,53 @@ mod tests {
     fn resolves_section_5_names() {
         let x = CipherHeader::DtlsCipherSuite;
         let x12 = CipherHeader::Dtls12CipherSuite;
-        let r = resolve_cipher_name(x, "AES128-SHA").unwrap();
-        assert_eq!(
-            (r.suite.id, r.version, r.prf),
-            (0x002F, DtlsVersion::Dtls09, PrfHash::Tls10)
-        );
-        assert_eq!(
-            r.suite.cipher_name(r.version),
-            "(DTLS0.9)-(RSA)-(AES-128-CBC)-(SHA1)"
-        );
-        let r = resolve_cipher_name(x, "dhe-rsa-aes256-sha").unwrap();
-        assert_eq!(r.suite.id, 0x0039);
-        assert_eq!(
-            r.suite.cipher_name(r.version),
-            "(DTLS0.9)-(DHE-CUSTOM)-(AES-256-CBC)-(SHA1)"
-        );
-        let r = resolve_cipher_name(x, "OC-DTLS1_2-AES256-GCM").unwrap();
-        assert_eq!(
-            (r.suite.id, r.version, r.prf),
-            (0x009D, DtlsVersion::Dtls12, PrfHash::Sha384)
-        );
-        let r = resolve_cipher_name(x, "OC-DTLS1_2-AES128-GCM").unwrap();
-        assert_eq!((r.suite.id, r.prf), (0x009C, PrfHash::Sha256));
-        let r = resolve_cipher_name(x12, "ECDHE-RSA-AES256-GCM-SHA384").unwrap();
-        assert_eq!((r.suite.id, r.prf), (0xC030, PrfHash::Sha384));
-        assert_eq!(
-            r.suite.cipher_name(r.version),
-            "(DTLS1.2)-(ECDHE-RSA)-(AES-256-GCM)"
-        );
-        let r = resolve_cipher_name(x12, "AES256-SHA").unwrap();
-        assert_eq!(
-            (r.suite.id, r.version, r.prf),
-            (0x0035, DtlsVersion::Dtls12, PrfHash::Sha256)
-        );
-        assert_eq!(
-            resolve_cipher_name(x12, "AES128-GCM-SHA256")
-                .unwrap()
-                .suite
-                .cipher_name(DtlsVersion::Dtls12),
-            "(DTLS1.2)-(RSA)-(AES-128-GCM)"
-        );
+        use DtlsVersion::{Dtls09, Dtls12};
+        use PrfHash::{Sha256, Sha384, Tls10};
+        // (header, name, suite id, version, PRF, openconnect's description if checked)
+        let cases = [
+            (
+                x,
+                "AES128-SHA",
+                0x002F,
+                Dtls09,
+                Tls10,
+                "(DTLS0.9)-(RSA)-(AES-128-CBC)-(SHA1)",
+            ),
+            (
+                x,
+                "dhe-rsa-aes256-sha",
+                0x0039,
+                Dtls09,
+                Tls10,
+                "(DTLS0.9)-(DHE-CUSTOM)-(AES-256-CBC)-(SHA1)",
+            ),
+            (x, "OC-DTLS1_2-AES256-GCM", 0x009D, Dtls12, Sha384, ""),
+            (x, "OC-DTLS1_2-AES128-GCM", 0x009C, Dtls12, Sha256, ""),
+            (
+                x12,
+                "ECDHE-RSA-AES256-GCM-SHA384",
+                0xC030,
+                Dtls12,
+                Sha384,
+                "(DTLS1.2)-(ECDHE-RSA)-(AES-256-GCM)",
+            ),
+            (x12, "AES256-SHA", 0x0035, Dtls12, Sha256, ""),
+            (
+                x12,
+                "AES128-GCM-SHA256",
+                0x009C,
+                Dtls12,
+                Sha256,
+                "(DTLS1.2)-(RSA)-(AES-128-GCM)",
+            ),
+        ];
+        for (header, name, id, version, prf, description) in cases {
+            let r = resolve_cipher_name(header, name).unwrap();
+            assert_eq!((r.suite.id, r.version, r.prf), (id, version, prf), "{name}");
+            if !description.is_empty() {
+                assert_eq!(r.suite.cipher_name(r.version), description, "{name}");
+            }
+        }
         let e = resolve_cipher_name(x, "PSK-NEGOTIATE").unwrap_err();
         assert!(e.to_string().contains("PSK mode"), "{e}");
         assert!(resolve_cipher_name(x, "OC2-DTLS1_2-CHACHA20-POLY1305").is_err());

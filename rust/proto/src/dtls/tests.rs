@@ -21,8 +21,23 @@ fn sp(s: &str) -> String {
     s.replace(' ', "")
 }
 
-fn seq(start: u8, n: usize) -> Vec<u8> {
+/// `n` bytes counting up from `start` (the spec's vector inputs: `00 01 02 …`).
+pub(crate) fn seq(start: u8, n: usize) -> Vec<u8> {
     (0..n).map(|i| start.wrapping_add(i as u8)).collect()
+}
+
+/// An epoch-0 DTLS 1.2 record (seq 0) carrying handshake message `msg_type` (seq 0).
+fn plain_handshake_record(msg_type: u8, body: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    super::record::encode_plain_record(
+        &mut d,
+        22,
+        0xfefd,
+        0,
+        0,
+        &super::messages::encode_handshake(msg_type, 0, body),
+    );
+    d
 }
 
 fn ms() -> [u8; 48] {
@@ -819,16 +834,7 @@ fn server_hello_with_extended_master_secret_fails() {
             data: vec![],
         }]),
     };
-    let mut d = Vec::new();
-    super::record::encode_plain_record(
-        &mut d,
-        22,
-        0xfefd,
-        0,
-        0,
-        &super::messages::encode_handshake(2, 0, &sh.encode()),
-    );
-    c.handle_datagram(1, &d);
+    c.handle_datagram(1, &plain_handshake_record(2, &sh.encode()));
     let ev = events(&mut c);
     assert!(
         matches!(&ev[0], DtlsEvent::HandshakeFailed { reason } if reason.contains("0x0017")),
@@ -853,15 +859,7 @@ fn bad_server_finished_fails() {
         ext_type: 0xff01,
         data: vec![0],
     }]);
-    let mut d = Vec::new();
-    super::record::encode_plain_record(
-        &mut d,
-        22,
-        0xfefd,
-        0,
-        0,
-        &super::messages::encode_handshake(2, 0, &sh.encode()),
-    );
+    let mut d = plain_handshake_record(2, &sh.encode());
     for (h, f) in &recs[1..] {
         super::record::encode_header(&mut d, h);
         d.extend_from_slice(f);
@@ -1059,16 +1057,7 @@ fn psk_routing_by_app_id_extension() {
             data: vec![3, 1, 2, 3],
         }]),
     };
-    let mut d = Vec::new();
-    super::record::encode_plain_record(
-        &mut d,
-        22,
-        0xfefd,
-        0,
-        0,
-        &super::messages::encode_handshake(1, 0, &ch.encode()),
-    );
-    ep.handle_datagram(0, PeerId(4), &d);
+    ep.handle_datagram(0, PeerId(4), &plain_handshake_record(1, &ch.encode()));
     let (p, sh) = ep.poll_transmit(0).unwrap();
     assert_eq!(p, PeerId(4));
     assert_eq!(sh[0], 22);

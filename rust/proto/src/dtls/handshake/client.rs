@@ -25,13 +25,12 @@
 use super::super::config::{DtlsClientConfig, DtlsError, HelloStyle, Resolved};
 use super::super::connection::{DtlsConnection, HsItem, HsState, Params};
 use super::super::flight::{Flight, FlightMsg};
-use super::super::keys::{derive_session_keys, psk_master_secret, verify_data, FinishedBy};
+use super::super::keys::{psk_master_secret, verify_data, FinishedBy};
 use super::super::messages::{
-    encode_ccs, encode_handshake, encode_psk_client_key_exchange, gnutls_extensions,
-    parse_finished, parse_psk_server_key_exchange, signature_algorithms_extension, ClientHello,
-    HelloVerifyRequest, ServerHello, EXT_RENEGOTIATION_INFO, HT_CLIENT_HELLO,
-    HT_CLIENT_KEY_EXCHANGE, HT_FINISHED, HT_HELLO_VERIFY_REQUEST, HT_SERVER_HELLO,
-    HT_SERVER_HELLO_DONE, HT_SERVER_KEY_EXCHANGE,
+    encode_handshake, encode_psk_client_key_exchange, gnutls_extensions,
+    parse_psk_server_key_exchange, signature_algorithms_extension, ClientHello, HelloVerifyRequest,
+    ServerHello, EXT_RENEGOTIATION_INFO, HT_CLIENT_HELLO, HT_CLIENT_KEY_EXCHANGE,
+    HT_HELLO_VERIFY_REQUEST, HT_SERVER_HELLO, HT_SERVER_HELLO_DONE, HT_SERVER_KEY_EXCHANGE,
 };
 use super::super::rng::{Drbg, RandomSource};
 use super::super::suites::{suite_by_id, DtlsVersion, KeyExchange, PSK_SUITES, SCSV_RENEGOTIATION};
@@ -209,19 +208,6 @@ impl DtlsConnection {
                 self.client_send_psk_flight(now);
                 true
             }
-            (HsState::WaitCcs, HsItem::Ccs09 { .. }) => {
-                self.install_read_keys(now);
-                true
-            }
-            (
-                HsState::WaitFinished,
-                HsItem::Msg {
-                    msg_type: HT_FINISHED,
-                    msg_seq,
-                    epoch: 1,
-                    body,
-                },
-            ) => self.client_on_finished(now, msg_seq, &body),
             _ => false,
         }
     }
@@ -268,16 +254,7 @@ impl DtlsConnection {
                 self.server_random = sh.random;
                 self.session_id = sh.session_id;
                 self.transcript_push(HT_SERVER_HELLO, msg_seq, body);
-                self.master = Some(self.params.master_secret);
-                self.keys = derive_session_keys(
-                    sel.suite,
-                    sel.version,
-                    &self.params.master_secret,
-                    &self.client_random,
-                    &self.server_random,
-                );
-                if self.keys.is_none() {
-                    self.fail("key derivation failed".to_string());
+                if !self.adopt_master(sel.suite, self.params.master_secret) {
                     return true;
                 }
                 self.expected_peer_verify = Some(verify_data(
@@ -286,7 +263,6 @@ impl DtlsConnection {
                     FinishedBy::Server,
                     &self.transcript,
                 ));
-                self.log_master();
                 self.state = HsState::WaitCcs;
             }
             Resolved::Psk => {
@@ -319,72 +295,20 @@ impl DtlsConnection {
         };
         let prf = suite.prf(DtlsVersion::Dtls12);
         let ms = psk_master_secret(prf, &psk, &self.client_random, &self.server_random);
-        self.master = Some(ms);
-        self.log_master();
-        self.keys = derive_session_keys(
-            suite,
-            DtlsVersion::Dtls12,
-            &ms,
-            &self.client_random,
-            &self.server_random,
-        );
-        if !self.install_write_keys() {
-            self.fail("key derivation failed".to_string());
+        if !self.adopt_master(suite, ms) {
             return;
         }
         let cke_body = encode_psk_client_key_exchange(PSK_IDENTITY);
         let cke_seq = self.take_send_seq();
         self.transcript_push(HT_CLIENT_KEY_EXCHANGE, cke_seq, &cke_body);
-        let vd = verify_data(prf, &ms, FinishedBy::Client, &self.transcript);
-        let fin_seq = self.take_send_seq();
-        self.transcript_push(HT_FINISHED, fin_seq, &vd);
-        self.expected_peer_verify =
-            Some(verify_data(prf, &ms, FinishedBy::Server, &self.transcript));
-        self.flight = Some(Flight::single(vec![
-            FlightMsg::handshake(
-                0,
-                encode_handshake(HT_CLIENT_KEY_EXCHANGE, cke_seq, &cke_body),
-            ),
-            FlightMsg::ccs(encode_ccs(None)),
-            FlightMsg::handshake(1, encode_handshake(HT_FINISHED, fin_seq, &vd)),
-        ]));
-        self.transmit_flight();
+        let cke = FlightMsg::handshake(
+            0,
+            encode_handshake(HT_CLIENT_KEY_EXCHANGE, cke_seq, &cke_body),
+        );
+        if !self.send_finished_flight(vec![cke], true) {
+            return;
+        }
         self.rtx.arm(now);
         self.state = HsState::WaitCcs;
-    }
-
-    fn client_on_finished(&mut self, now: u64, msg_seq: u16, body: &[u8]) -> bool {
-        let Ok(vd) = parse_finished(body) else {
-            self.stats.dropped_malformed += 1;
-            return false;
-        };
-        if !self.peer_verify_ok(&vd) {
-            self.fail("bad server Finished".to_string());
-            return true;
-        }
-        match self.resolved {
-            Resolved::Psk => self.establish(now),
-            Resolved::Resume(sel) => {
-                self.transcript_push(HT_FINISHED, msg_seq, body);
-                let ms = self.params.master_secret;
-                let cvd = verify_data(sel.prf, &ms, FinishedBy::Client, &self.transcript);
-                let ccs_body = match self.version {
-                    DtlsVersion::Dtls09 => encode_ccs(Some(self.take_send_seq())),
-                    DtlsVersion::Dtls12 => encode_ccs(None),
-                };
-                let fin_seq = self.take_send_seq();
-                if !self.install_write_keys() {
-                    self.fail("key derivation failed".to_string());
-                    return true;
-                }
-                self.flight = Some(Flight::single(vec![
-                    FlightMsg::ccs(ccs_body),
-                    FlightMsg::handshake(1, encode_handshake(HT_FINISHED, fin_seq, &cvd)),
-                ]));
-                self.transmit_flight();
-                self.establish(now);
-            }
-        }
-        true
     }
 }

@@ -31,12 +31,11 @@
 use super::super::config::{DtlsError, Resolved, ServerSessionParams};
 use super::super::connection::{DtlsConnection, HsItem, HsState, Params};
 use super::super::flight::{Flight, FlightMsg};
-use super::super::keys::{derive_session_keys, psk_master_secret, verify_data, FinishedBy};
+use super::super::keys::{psk_master_secret, verify_data, FinishedBy};
 use super::super::messages::{
-    encode_ccs, encode_handshake, parse_finished, parse_psk_client_key_exchange, ClientHello,
-    Extension, HelloVerifyRequest, ServerHello, EXT_RENEGOTIATION_INFO, HT_CLIENT_HELLO,
-    HT_CLIENT_KEY_EXCHANGE, HT_FINISHED, HT_HELLO_VERIFY_REQUEST, HT_SERVER_HELLO,
-    HT_SERVER_HELLO_DONE,
+    encode_handshake, parse_psk_client_key_exchange, ClientHello, Extension, HelloVerifyRequest,
+    ServerHello, EXT_RENEGOTIATION_INFO, HT_CLIENT_HELLO, HT_CLIENT_KEY_EXCHANGE,
+    HT_HELLO_VERIFY_REQUEST, HT_SERVER_HELLO, HT_SERVER_HELLO_DONE,
 };
 use super::super::record::{VERSION_DTLS09, VERSION_DTLS10, VERSION_DTLS12};
 use super::super::rng::{Drbg, RandomSource};
@@ -132,19 +131,6 @@ impl DtlsConnection {
                     body,
                 },
             ) => self.server_on_client_key_exchange(msg_seq, &body),
-            (HsState::WaitCcs, HsItem::Ccs09 { .. }) => {
-                self.install_read_keys(now);
-                true
-            }
-            (
-                HsState::WaitFinished,
-                HsItem::Msg {
-                    msg_type: HT_FINISHED,
-                    msg_seq,
-                    epoch: 1,
-                    body,
-                },
-            ) => self.server_on_finished(now, msg_seq, &body),
             _ => false,
         }
     }
@@ -251,43 +237,12 @@ impl DtlsConnection {
         let sh_msg = encode_handshake(HT_SERVER_HELLO, sh_seq, &sh_body);
         self.hello = Some(ch);
         match self.resolved {
-            Resolved::Resume(sel) => {
-                let ms = self.params.master_secret;
-                self.master = Some(ms);
-                self.log_master();
-                self.keys = derive_session_keys(
-                    suite,
-                    sel.version,
-                    &ms,
-                    &self.client_random,
-                    &self.server_random,
-                );
-                if !self.install_write_keys() {
-                    self.fail("key derivation failed".to_string());
+            Resolved::Resume(_) => {
+                if !self.adopt_master(suite, self.params.master_secret)
+                    || !self.send_finished_flight(vec![FlightMsg::handshake(0, sh_msg)], true)
+                {
                     return true;
                 }
-                let svd = verify_data(sel.prf, &ms, FinishedBy::Server, &self.transcript);
-                let ccs_body = match self.version {
-                    DtlsVersion::Dtls09 => encode_ccs(Some(self.take_send_seq())),
-                    DtlsVersion::Dtls12 => encode_ccs(None),
-                };
-                let fin_seq = self.take_send_seq();
-                self.transcript_push(HT_FINISHED, fin_seq, &svd);
-                self.expected_peer_verify = Some(verify_data(
-                    sel.prf,
-                    &ms,
-                    FinishedBy::Client,
-                    &self.transcript,
-                ));
-                self.flight = Some(Flight::with_layout(
-                    vec![
-                        FlightMsg::handshake(0, sh_msg),
-                        FlightMsg::ccs(ccs_body),
-                        FlightMsg::handshake(1, encode_handshake(HT_FINISHED, fin_seq, &svd)),
-                    ],
-                    self.params.flight_layout,
-                ));
-                self.transmit_flight();
                 self.state = HsState::WaitCcs;
             }
             Resolved::Psk => {
@@ -329,57 +284,12 @@ impl DtlsConnection {
         self.transcript_push(HT_CLIENT_KEY_EXCHANGE, msg_seq, body);
         let prf = suite.prf(DtlsVersion::Dtls12);
         let ms = psk_master_secret(prf, &psk, &self.client_random, &self.server_random);
-        self.master = Some(ms);
-        self.log_master();
-        self.keys = derive_session_keys(
-            suite,
-            DtlsVersion::Dtls12,
-            &ms,
-            &self.client_random,
-            &self.server_random,
-        );
-        if self.keys.is_none() {
-            self.fail("key derivation failed".to_string());
+        if !self.adopt_master(suite, ms) {
             return true;
         }
         self.expected_peer_verify =
             Some(verify_data(prf, &ms, FinishedBy::Client, &self.transcript));
         self.state = HsState::WaitCcs;
-        true
-    }
-
-    fn server_on_finished(&mut self, now: u64, msg_seq: u16, body: &[u8]) -> bool {
-        let Ok(vd) = parse_finished(body) else {
-            self.stats.dropped_malformed += 1;
-            return false;
-        };
-        if !self.peer_verify_ok(&vd) {
-            self.fail("bad client Finished".to_string());
-            return true;
-        }
-        if self.resolved == Resolved::Psk {
-            let (Some(suite), Some(ms)) = (self.suite, self.master) else {
-                self.fail("PSK handshake without keys".to_string());
-                return true;
-            };
-            self.transcript_push(HT_FINISHED, msg_seq, body);
-            let prf = suite.prf(DtlsVersion::Dtls12);
-            let svd = verify_data(prf, &ms, FinishedBy::Server, &self.transcript);
-            let fin_seq = self.take_send_seq();
-            if !self.install_write_keys() {
-                self.fail("key derivation failed".to_string());
-                return true;
-            }
-            self.flight = Some(Flight::with_layout(
-                vec![
-                    FlightMsg::ccs(encode_ccs(None)),
-                    FlightMsg::handshake(1, encode_handshake(HT_FINISHED, fin_seq, &svd)),
-                ],
-                self.params.flight_layout,
-            ));
-            self.transmit_flight();
-        }
-        self.establish(now);
         true
     }
 }
