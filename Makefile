@@ -61,6 +61,7 @@ test: lint stubtest cargo-test pytest
 # Benchmarks print ratios against a peer measured in the same run; they assert nothing.
 bench: build
 	$(BIN)/python benches/bench_cstp_datapath.py
+	$(BIN)/python benches/bench_dtls_vs_openssl.py
 
 # cargo-fuzz on every parser, bounded: FUZZ_SECONDS per target (stable toolchain via RUSTC_BOOTSTRAP).
 FUZZ_SECONDS ?= 20
