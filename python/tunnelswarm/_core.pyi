@@ -422,3 +422,157 @@ class DtlsEndpoint:
     def stats(self) -> dict[str, int]: ...
     @property
     def session_count(self) -> int: ...
+
+# DTLS known answers: the pieces of the core that tests/vectors/dtls.json (protocol.md
+# §10.4-§10.6) pins, for tests/unit/test_dtls_vectors.py. Not for the data path.
+
+def dtls_resolve_cipher(header: str, name: str) -> tuple[int, str, str]:
+    """``(suite id, version, PRF)`` a CONNECT cipher header selects, e.g.
+    ``("X-DTLS-CipherSuite", "AES128-SHA")`` -> ``(0x002F, "DTLS0.9", "tls10")``.
+
+    ``header`` is ``X-DTLS-CipherSuite`` or ``X-DTLS12-CipherSuite``; the version is
+    ``DTLS0.9`` or ``DTLS1.2``; the PRF ``tls10``, ``sha256`` or ``sha384``.
+
+    Raises:
+        ConfigError: unknown header, or a name that header cannot carry.
+    """
+
+def dtls_prf(
+    prf: Literal["tls10", "sha256", "sha384"] | str,
+    secret: bytes,
+    label: bytes,
+    seed: bytes,
+    length: int,
+) -> bytes:
+    """``PRF(secret, label, seed)[:length]``: TLS 1.0 (P_MD5 xor P_SHA1, DTLS 0.9) or
+    TLS 1.2 P_SHA256 / P_SHA384. The RFC 5705 exporter without context is
+    ``dtls_prf(prf, master, label, client_random + server_random, n)``."""
+
+def dtls_key_block(
+    prf: Literal["tls10", "sha256", "sha384"] | str,
+    master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    length: int,
+) -> bytes:
+    """``PRF(master, "key expansion", server_random + client_random)[:length]``
+    (randoms are 32 bytes)."""
+
+def dtls_session_keys(
+    suite_id: int,
+    version: Literal["DTLS0.9", "DTLS1.2"] | str,
+    master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+) -> dict[str, bytes]:
+    """The suite's key block, sliced: ``client_mac_key``, ``server_mac_key``,
+    ``client_key``, ``server_key``, ``client_iv``, ``server_iv`` (MAC keys empty for
+    AEADs; IVs are GCM salts (4) or ChaCha20 IVs (12), empty for CBC)."""
+
+def dtls_verify_data(
+    prf: Literal["tls10", "sha256", "sha384"] | str,
+    master_secret: bytes,
+    sender: Literal["client", "server"],
+    transcript: bytes,
+) -> bytes:
+    """The 12-byte Finished ``verify_data`` of ``sender`` over the handshake
+    ``transcript`` (message bodies for DTLS 0.9, with 12-byte headers for DTLS 1.2)."""
+
+def dtls_additional_data(
+    content_type: int,
+    version: Literal["DTLS0.9", "DTLS1.2"] | str,
+    epoch: int,
+    seq: int,
+    length: int,
+) -> bytes:
+    """The 13 bytes a record binds (CBC MAC prefix, AEAD AAD):
+    ``epoch + seq(6) + type + version + length``."""
+
+def dtls_record_mac(
+    suite_id: int,
+    version: Literal["DTLS0.9", "DTLS1.2"] | str,
+    *,
+    mac_key: bytes,
+    key: bytes,
+    content_type: int,
+    epoch: int,
+    seq: int,
+    plaintext: bytes,
+) -> bytes:
+    """The HMAC a CBC suite puts into the record carrying ``plaintext``.
+
+    Raises:
+        ConfigError: not a CBC suite, or wrong key lengths.
+    """
+
+def dtls_seal_record(
+    suite_id: int,
+    version: Literal["DTLS0.9", "DTLS1.2"] | str,
+    *,
+    mac_key: bytes,
+    key: bytes,
+    iv: bytes,
+    content_type: int,
+    epoch: int,
+    seq: int,
+    plaintext: bytes,
+    cbc_iv: bytes | None = None,
+) -> bytes:
+    """One whole protected record (13-byte header + fragment), sealed by the code the
+    connection uses. ``cbc_iv`` is the explicit IV of a CBC record (block size bytes;
+    random when None); AES-GCM's explicit nonce is ``epoch + seq`` as on the wire.
+
+    Raises:
+        ConfigError: unknown suite or version, wrong key lengths.
+    """
+
+def dtls_open_record(
+    suite_id: int,
+    *,
+    mac_key: bytes,
+    key: bytes,
+    iv: bytes,
+    record: bytes,
+    raw: bool = False,
+) -> bytes:
+    """Authenticate and decrypt one whole record; the plaintext. ``raw=True`` (CBC
+    suites only) checks nothing and returns the decrypted ``plaintext + MAC + padding``.
+
+    Raises:
+        RemoteProtocolError: not a record, bad length, MAC, padding or tag.
+        ConfigError: unknown suite, wrong key lengths, ``raw`` with an AEAD suite.
+    """
+
+def dtls_scripted_handshake(
+    *,
+    mode: DtlsMode | str,
+    cipher: str,
+    server_mode: DtlsMode | str,
+    server_cipher: str,
+    master_secret: bytes,
+    session_id: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    cbc_iv: bytes | None = None,
+    hello_style: str = "minimal",
+    client_control: list[int] | None = None,
+) -> list[tuple[str, bytes]]:
+    """Run a resumption handshake between a core client and a core server whose
+    randomness is scripted: the first draw is ``client_random`` / ``server_random``,
+    every later one ``cbc_iv`` (the explicit IV of each CBC record; a fixed DRBG's
+    output when None). Afterwards the
+    client sends one empty control record per type in ``client_control`` (``7``
+    keepalive, ``3`` DPD request), each its own datagram.
+
+    Arguments:
+        mode, cipher: the client's mode and cipher name (as ``DtlsConnection.client``).
+        server_mode, server_cipher: the headend's (as ``DtlsEndpoint.register``).
+        hello_style: ``minimal``, ``openssl``, ``gnutls`` or ``bare``.
+
+    Returns:
+        Every datagram in wire order as ``("client" | "server", datagram)``.
+
+    Raises:
+        ConfigError: bad mode, cipher, key or random sizes (``psk`` is not supported).
+        RemoteProtocolError: the handshake did not complete.
+    """

@@ -13,9 +13,16 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use tunnelswarm_proto::cstp::{self, CstpError, Event, FrameError, PacketType, Role};
+use tunnelswarm_proto::dtls::cipher::{
+    additional_data, new_protection, write_record, CbcProtection, RecordMeta, RecordProtection,
+};
+use tunnelswarm_proto::dtls::keys::{self, DirectionKeys, FinishedBy};
+use tunnelswarm_proto::dtls::record::RecordIter;
+use tunnelswarm_proto::dtls::suites::{suite_by_id, PrfHash, Suite};
 use tunnelswarm_proto::dtls::{
-    self, DtlsClientConfig, DtlsError, DtlsEvent as CoreDtlsEvent, DtlsMode, FlightLayout,
-    HelloStyle, PeerId, ServerSessionParams,
+    self, resolve_cipher_name, CipherHeader, DtlsClientConfig, DtlsError,
+    DtlsEvent as CoreDtlsEvent, DtlsMode, DtlsVersion, FlightLayout, HelloStyle, PeerId,
+    ScriptedRandom, ServerSessionParams,
 };
 use tunnelswarm_proto::ip::mtu::{self, RecordCipher};
 use tunnelswarm_proto::tls::{ClientOptions, TlsError, TlsSession};
@@ -682,17 +689,7 @@ impl DtlsConnection {
         keylog: bool,
         hello_style: &str,
     ) -> PyResult<Self> {
-        let hello_style = match hello_style {
-            "minimal" => HelloStyle::Minimal,
-            "openssl" => HelloStyle::OpenSsl,
-            "gnutls" => HelloStyle::GnuTls,
-            "bare" => HelloStyle::Bare,
-            other => {
-                return Err(ConfigError::new_err(format!(
-                    "unknown DTLS hello style {other:?}"
-                )))
-            }
-        };
+        let hello_style = parse_hello_style(hello_style)?;
         let config = DtlsClientConfig {
             mode: dtls_mode(mode, cipher)?,
             master_secret: fixed::<48>(master_secret, "DTLS master secret")?,
@@ -975,6 +972,365 @@ fn asa_tls_threshold(mss: u32, cipher: &str) -> PyResult<u32> {
     Ok(mtu::asa_tls_threshold(mss, record_cipher(cipher)?))
 }
 
+// ------------------------------------------------------------------ DTLS known answers
+//
+// The pieces of the DTLS core that `tests/vectors/dtls.json` (protocol.md §10.4–§10.6)
+// pins, exposed so `tests/unit/test_dtls_vectors.py` checks the same bytes as
+// `rust/proto/tests/dtls_vectors.rs`. Not for the data path (use `DtlsConnection`).
+
+pyo3::import_exception!(tunnelswarm.errors, RemoteProtocolError);
+
+fn prf_hash(name: &str) -> PyResult<PrfHash> {
+    match name {
+        "tls10" => Ok(PrfHash::Tls10),
+        "sha256" => Ok(PrfHash::Sha256),
+        "sha384" => Ok(PrfHash::Sha384),
+        other => Err(ConfigError::new_err(format!(
+            "DTLS PRF {other:?} is not tls10, sha256 or sha384"
+        ))),
+    }
+}
+
+fn prf_name(h: PrfHash) -> &'static str {
+    match h {
+        PrfHash::Tls10 => "tls10",
+        PrfHash::Sha256 => "sha256",
+        PrfHash::Sha384 => "sha384",
+    }
+}
+
+fn dtls_version(label: &str) -> PyResult<DtlsVersion> {
+    [DtlsVersion::Dtls09, DtlsVersion::Dtls12]
+        .into_iter()
+        .find(|v| v.label() == label)
+        .ok_or_else(|| {
+            ConfigError::new_err(format!("DTLS version {label:?} is not DTLS0.9 or DTLS1.2"))
+        })
+}
+
+fn suite(id: u16) -> PyResult<&'static Suite> {
+    suite_by_id(id).ok_or_else(|| ConfigError::new_err(format!("unknown DTLS suite {id:04x}")))
+}
+
+fn direction_keys(mac_key: &[u8], key: &[u8], iv: &[u8]) -> DirectionKeys {
+    DirectionKeys {
+        mac_key: mac_key.to_vec(),
+        key: key.to_vec(),
+        iv: iv.to_vec(),
+    }
+}
+
+fn protection(s: &Suite, keys: &DirectionKeys) -> PyResult<Box<dyn RecordProtection>> {
+    new_protection(s, keys).ok_or_else(|| {
+        ConfigError::new_err(format!("wrong key lengths for DTLS suite {:04x}", s.id))
+    })
+}
+
+fn parse_hello_style(name: &str) -> PyResult<HelloStyle> {
+    match name {
+        "minimal" => Ok(HelloStyle::Minimal),
+        "openssl" => Ok(HelloStyle::OpenSsl),
+        "gnutls" => Ok(HelloStyle::GnuTls),
+        "bare" => Ok(HelloStyle::Bare),
+        other => Err(ConfigError::new_err(format!(
+            "unknown DTLS hello style {other:?}"
+        ))),
+    }
+}
+
+/// `(suite id, version label, PRF name)` a CONNECT cipher header selects (§3.2, §5.1).
+#[pyfunction]
+fn dtls_resolve_cipher(header: &str, name: &str) -> PyResult<(u16, &'static str, &'static str)> {
+    let h = [
+        CipherHeader::DtlsCipherSuite,
+        CipherHeader::Dtls12CipherSuite,
+    ]
+    .into_iter()
+    .find(|h| h.header_name().eq_ignore_ascii_case(header))
+    .ok_or_else(|| ConfigError::new_err(format!("unknown DTLS cipher header {header:?}")))?;
+    let sel = resolve_cipher_name(h, name).map_err(|e| ConfigError::new_err(e.to_string()))?;
+    Ok((sel.suite.id, sel.version.label(), prf_name(sel.prf)))
+}
+
+/// The TLS 1.0 (`tls10`) or TLS 1.2 (`sha256`/`sha384`) PRF.
+#[pyfunction]
+fn dtls_prf<'py>(
+    py: Python<'py>,
+    prf: &str,
+    secret: &[u8],
+    label: &[u8],
+    seed: &[u8],
+    length: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = keys::prf(prf_hash(prf)?, secret, label, seed, length);
+    Ok(PyBytes::new(py, &out))
+}
+
+/// `PRF(master, "key expansion", server_random ‖ client_random)[..length]`.
+#[pyfunction]
+fn dtls_key_block<'py>(
+    py: Python<'py>,
+    prf: &str,
+    master_secret: &[u8],
+    client_random: &[u8],
+    server_random: &[u8],
+    length: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = keys::key_block(
+        prf_hash(prf)?,
+        master_secret,
+        &fixed::<32>(client_random, "client random")?,
+        &fixed::<32>(server_random, "server random")?,
+        length,
+    );
+    Ok(PyBytes::new(py, &out))
+}
+
+/// The sliced key block of a suite: `client_mac_key`, `server_mac_key`, `client_key`,
+/// `server_key`, `client_iv`, `server_iv`.
+#[pyfunction]
+fn dtls_session_keys<'py>(
+    py: Python<'py>,
+    suite_id: u16,
+    version: &str,
+    master_secret: &[u8],
+    client_random: &[u8],
+    server_random: &[u8],
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let k = keys::derive_session_keys(
+        suite(suite_id)?,
+        dtls_version(version)?,
+        master_secret,
+        &fixed::<32>(client_random, "client random")?,
+        &fixed::<32>(server_random, "server random")?,
+    )
+    .ok_or_else(|| ConfigError::new_err("key block too short"))?;
+    let d = pyo3::types::PyDict::new(py);
+    for (name, v) in [
+        ("client_mac_key", &k.client.mac_key),
+        ("server_mac_key", &k.server.mac_key),
+        ("client_key", &k.client.key),
+        ("server_key", &k.server.key),
+        ("client_iv", &k.client.iv),
+        ("server_iv", &k.server.iv),
+    ] {
+        d.set_item(name, PyBytes::new(py, v))?;
+    }
+    Ok(d)
+}
+
+/// Finished `verify_data` of `sender` (`client`/`server`) over a handshake transcript.
+#[pyfunction]
+fn dtls_verify_data<'py>(
+    py: Python<'py>,
+    prf: &str,
+    master_secret: &[u8],
+    sender: &str,
+    transcript: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let by = match sender {
+        "client" => FinishedBy::Client,
+        "server" => FinishedBy::Server,
+        other => {
+            return Err(ConfigError::new_err(format!(
+                "Finished sender {other:?} is not client or server"
+            )))
+        }
+    };
+    let vd = keys::verify_data(prf_hash(prf)?, master_secret, by, transcript);
+    Ok(PyBytes::new(py, &vd))
+}
+
+/// The 13 bytes a record binds: `epoch ‖ seq ‖ type ‖ version ‖ length`.
+#[pyfunction]
+fn dtls_additional_data<'py>(
+    py: Python<'py>,
+    content_type: u8,
+    version: &str,
+    epoch: u16,
+    seq: u64,
+    length: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let meta = RecordMeta {
+        content_type,
+        version: dtls_version(version)?.wire(),
+        epoch,
+        seq,
+    };
+    Ok(PyBytes::new(py, &additional_data(&meta, length)))
+}
+
+/// The HMAC a CBC suite puts into a record.
+#[pyfunction]
+#[pyo3(signature = (suite_id, version, *, mac_key, key, content_type, epoch, seq, plaintext))]
+#[allow(clippy::too_many_arguments)]
+fn dtls_record_mac<'py>(
+    py: Python<'py>,
+    suite_id: u16,
+    version: &str,
+    mac_key: &[u8],
+    key: &[u8],
+    content_type: u8,
+    epoch: u16,
+    seq: u64,
+    plaintext: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let s = suite(suite_id)?;
+    let p = CbcProtection::new(s.cipher, s.mac, &direction_keys(mac_key, key, &[]))
+        .ok_or_else(|| ConfigError::new_err("not a CBC suite, or wrong key lengths"))?;
+    let meta = RecordMeta {
+        content_type,
+        version: dtls_version(version)?.wire(),
+        epoch,
+        seq,
+    };
+    Ok(PyBytes::new(py, &p.record_mac(&meta, plaintext)))
+}
+
+/// One whole protected record (header + fragment), sealed by the connection's code.
+#[pyfunction]
+#[pyo3(signature = (suite_id, version, *, mac_key, key, iv, content_type, epoch, seq, plaintext, cbc_iv=None))]
+#[allow(clippy::too_many_arguments)]
+fn dtls_seal_record<'py>(
+    py: Python<'py>,
+    suite_id: u16,
+    version: &str,
+    mac_key: &[u8],
+    key: &[u8],
+    iv: &[u8],
+    content_type: u8,
+    epoch: u16,
+    seq: u64,
+    plaintext: &[u8],
+    cbc_iv: Option<&[u8]>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let p = protection(suite(suite_id)?, &direction_keys(mac_key, key, iv))?;
+    let meta = RecordMeta {
+        content_type,
+        version: dtls_version(version)?.wire(),
+        epoch,
+        seq,
+    };
+    let mut rng = ScriptedRandom::new(cbc_iv.map(<[u8]>::to_vec).into_iter().collect());
+    let mut out = Vec::new();
+    write_record(&mut out, Some(p.as_ref()), &meta, &[plaintext], &mut rng);
+    Ok(PyBytes::new(py, &out))
+}
+
+/// Open one whole protected record; `raw=True` (CBC only) skips every check and returns
+/// the decrypted `plaintext ‖ MAC ‖ padding`.
+#[pyfunction]
+#[pyo3(signature = (suite_id, *, mac_key, key, iv, record, raw=false))]
+fn dtls_open_record<'py>(
+    py: Python<'py>,
+    suite_id: u16,
+    mac_key: &[u8],
+    key: &[u8],
+    iv: &[u8],
+    record: &[u8],
+    raw: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let s = suite(suite_id)?;
+    let keys = direction_keys(mac_key, key, iv);
+    let (h, frag) = RecordIter::new(record)
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(|| RemoteProtocolError::new_err("not a DTLS record"))?;
+    if raw {
+        let p = CbcProtection::new(s.cipher, s.mac, &keys)
+            .ok_or_else(|| ConfigError::new_err("raw=True needs a CBC suite"))?;
+        let body = p
+            .decrypt_raw(frag)
+            .ok_or_else(|| RemoteProtocolError::new_err("ragged CBC fragment"))?;
+        return Ok(PyBytes::new(py, &body));
+    }
+    let meta = RecordMeta::from(&h);
+    let mut buf = frag.to_vec();
+    let r = protection(s, &keys)?
+        .open(&meta, &mut buf)
+        .map_err(|e| RemoteProtocolError::new_err(format!("DTLS record refused: {e:?}")))?;
+    Ok(PyBytes::new(py, buf.get(r).unwrap_or_default()))
+}
+
+/// A resumption handshake between a core client and a core server with scripted
+/// randomness, then `client_control` payload types sent by the client; the datagrams in
+/// wire order as `(sender, datagram)`.
+#[pyfunction]
+#[pyo3(signature = (*, mode, cipher, server_mode, server_cipher, master_secret, session_id, client_random, server_random, cbc_iv=None, hello_style="minimal", client_control=None))]
+#[allow(clippy::too_many_arguments)]
+fn dtls_scripted_handshake<'py>(
+    py: Python<'py>,
+    mode: &str,
+    cipher: &str,
+    server_mode: &str,
+    server_cipher: &str,
+    master_secret: &[u8],
+    session_id: &[u8],
+    client_random: &[u8],
+    server_random: &[u8],
+    cbc_iv: Option<&[u8]>,
+    hello_style: &str,
+    client_control: Option<Vec<u8>>,
+) -> PyResult<Vec<(&'static str, Bound<'py, PyBytes>)>> {
+    if mode == "psk" || server_mode == "psk" {
+        return Err(ConfigError::new_err(
+            "dtls_scripted_handshake runs resumption handshakes only (not psk)",
+        ));
+    }
+    let ms = fixed::<48>(master_secret, "DTLS master secret")?;
+    // every later draw is a CBC IV: one per encrypted record
+    let script = |first: &[u8]| {
+        let mut v = vec![first.to_vec()];
+        if let Some(iv) = cbc_iv {
+            v.resize(17, iv.to_vec());
+        }
+        Box::new(ScriptedRandom::new(v))
+    };
+    let mut cfg =
+        DtlsClientConfig::resumption(dtls_mode(mode, cipher)?, ms, session_id.to_vec(), [0; 32]);
+    cfg.hello_style = parse_hello_style(hello_style)?;
+    let mut client =
+        dtls::DtlsConnection::client_with_rng(0, cfg, script(client_random)).map_err(dtls_err)?;
+    let mut server = dtls::DtlsConnection::server_with_rng(
+        session_id.to_vec(),
+        ServerSessionParams::resumption(dtls_mode(server_mode, server_cipher)?, ms),
+        script(server_random),
+    )
+    .map_err(dtls_err)?;
+    let mut wire = Vec::new();
+    for now in 0..8u64 {
+        while let Some(d) = client.poll_transmit(now) {
+            server.handle_datagram(now, &d);
+            wire.push(("client", PyBytes::new(py, &d)));
+        }
+        while let Some(d) = server.poll_transmit(now) {
+            client.handle_datagram(now, &d);
+            wire.push(("server", PyBytes::new(py, &d)));
+        }
+        if client.is_established() && server.is_established() {
+            break;
+        }
+    }
+    if !(client.is_established() && server.is_established()) {
+        let why = std::iter::from_fn(|| client.poll_event().or_else(|| server.poll_event()))
+            .find_map(|e| match e {
+                CoreDtlsEvent::HandshakeFailed { reason } => Some(reason),
+                _ => None,
+            })
+            .unwrap_or_else(|| "no progress".into());
+        return Err(RemoteProtocolError::new_err(format!(
+            "scripted DTLS handshake did not complete: {why}"
+        )));
+    }
+    for t in client_control.unwrap_or_default() {
+        client.send_control(8, t, &[]).map_err(dtls_err)?;
+        while let Some(d) = client.poll_transmit(8) {
+            wire.push(("client", PyBytes::new(py, &d)));
+        }
+    }
+    Ok(wire)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -995,5 +1351,15 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dtls_tunnel_mtu, m)?)?;
     m.add_function(wrap_pyfunction!(ocserv_data_mtu, m)?)?;
     m.add_function(wrap_pyfunction!(asa_tls_threshold, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_resolve_cipher, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_prf, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_key_block, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_session_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_verify_data, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_additional_data, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_record_mac, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_seal_record, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_open_record, m)?)?;
+    m.add_function(wrap_pyfunction!(dtls_scripted_handshake, m)?)?;
     Ok(())
 }
