@@ -82,6 +82,19 @@ def ocserv_server(
         _stop(inst)
 
 
+@pytest.fixture(scope="session")
+def ocserv_udp_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    peer_unavailable: Callable[[str], NoReturn],
+) -> Iterator[OcservInstance]:
+    """A running ocserv serving DTLS too (UDP on the TLS port), shared by the session."""
+    inst = _start(tmp_path_factory, peer_unavailable, OcservConfig(port=4450, udp=True), 15.0)
+    try:
+        yield inst
+    finally:
+        _stop(inst)
+
+
 @pytest.fixture
 def ocserv_factory(
     tmp_path_factory: pytest.TempPathFactory,

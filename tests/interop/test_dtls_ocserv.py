@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import trio
@@ -38,17 +37,6 @@ MATRIX = [
     ("dtls12-aes256gcm", "", "AES256-GCM-SHA384", "(DTLS1.2)-(RSA)-(AES-256-GCM)"),
     ("psk", "PSK-NEGOTIATE", "", "(DTLS1.2)-(PSK)-(AES-256-GCM)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def udp_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tunnelswarm.testing.ocserv import start_ocserv
-
-    inst = start_ocserv(tmp_path_factory.mktemp("ocs-udp"), OcservConfig(port=4450, udp=True))
-    try:
-        yield inst
-    finally:
-        inst.stop()
 
 
 async def _wait_dtls(session: ClientSession, timeout: float = 15.0, *, first: bool = True) -> None:
@@ -94,9 +82,9 @@ async def _check_mode(server: OcservInstance, dtls: str, dtls12: str, expect: st
     ("dtls", "dtls12", "expect"), [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX]
 )
 async def test_dtls_mode_against_ocserv(
-    udp_server: OcservInstance, dtls: str, dtls12: str, expect: str
+    ocserv_udp_server: OcservInstance, dtls: str, dtls12: str, expect: str
 ) -> None:
-    await _check_mode(udp_server, dtls, dtls12, expect)
+    await _check_mode(ocserv_udp_server, dtls, dtls12, expect)
 
 
 async def test_psk_over_tls13(ocserv_factory: OcservFactory) -> None:
@@ -115,9 +103,9 @@ def _nft(ns: str, *args: str) -> None:
     )
 
 
-async def test_fallback_to_cstp_and_back_with_nftables(udp_server: OcservInstance) -> None:
+async def test_fallback_to_cstp_and_back_with_nftables(ocserv_udp_server: OcservInstance) -> None:
     """UDP dropped inside the headend's namespace: tunnel up over TLS, DTLS returns later."""
-    ns, port = udp_server.namespace, udp_server.port
+    ns, port = ocserv_udp_server.namespace, ocserv_udp_server.port
     await trio.to_thread.run_sync(_nft, ns, "add", "table", "inet", "tsw")
     try:
         await trio.to_thread.run_sync(
@@ -128,7 +116,7 @@ async def test_fallback_to_cstp_and_back_with_nftables(udp_server: OcservInstanc
             _nft, ns, "add", "rule", "inet", "tsw", "input", "udp", "dport", str(port), "drop"
         )
         opts = dtls_options(
-            udp_server, "AES128-SHA", "", dtls_handshake_timeout=3.0, dtls_attempt_period=4.0
+            ocserv_udp_server, "AES128-SHA", "", dtls_handshake_timeout=3.0, dtls_attempt_period=4.0
         )
         with trio.fail_after(90):
             async with open_client(opts) as session:
@@ -136,12 +124,16 @@ async def test_fallback_to_cstp_and_back_with_nftables(udp_server: OcservInstanc
                 while session.dtls.last_failure is None:
                     await trio.sleep(0.05)
                 assert "timeout" in session.dtls.last_failure
-                report = await session.adapter.ping(udp_server.gateway, count=3, interval=0.05)
+                report = await session.adapter.ping(
+                    ocserv_udp_server.gateway, count=3, interval=0.05
+                )
                 assert report.received == 3
                 assert session.tx_cstp_packets == 3
                 await trio.to_thread.run_sync(_nft, ns, "delete", "table", "inet", "tsw")
                 await _wait_dtls(session, timeout=20, first=False)
-                report = await session.adapter.ping(udp_server.gateway, count=3, interval=0.05)
+                report = await session.adapter.ping(
+                    ocserv_udp_server.gateway, count=3, interval=0.05
+                )
                 assert report.received == 3
                 assert session.dtls.counters.tx_packets == 3
                 assert session.reconnects == 0
@@ -152,10 +144,14 @@ async def test_fallback_to_cstp_and_back_with_nftables(udp_server: OcservInstanc
         )  # fmt: skip
 
 
-async def test_fallback_with_client_impairment_hook(udp_server: OcservInstance) -> None:
+async def test_fallback_with_client_impairment_hook(ocserv_udp_server: OcservInstance) -> None:
     """The client-side hook: UDP blocked from the start, lifted later, no session loss."""
     opts = dtls_options(
-        udp_server, "OC-DTLS1_2-AES128-GCM", "", dtls_handshake_timeout=3.0, dtls_attempt_period=4.0
+        ocserv_udp_server,
+        "OC-DTLS1_2-AES128-GCM",
+        "",
+        dtls_handshake_timeout=3.0,
+        dtls_attempt_period=4.0,
     )
     blocked = Impairments(block_udp=True)
     with trio.fail_after(90):
@@ -165,31 +161,31 @@ async def test_fallback_with_client_impairment_hook(udp_server: OcservInstance) 
                 await trio.sleep(0.05)
             assert "timeout" in session.dtls.last_failure
             assert not session.dtls.up
-            report = await session.adapter.ping(udp_server.gateway, count=3, interval=0.05)
+            report = await session.adapter.ping(ocserv_udp_server.gateway, count=3, interval=0.05)
             assert report.received == 3
             assert session.tx_cstp_packets == 3
             assert session.dtls.counters.dropped_impaired > 0
             blocked.block_udp = False
             await _wait_dtls(session, timeout=30, first=False)
-            report = await session.adapter.ping(udp_server.gateway, count=3, interval=0.05)
+            report = await session.adapter.ping(ocserv_udp_server.gateway, count=3, interval=0.05)
             assert report.received == 3
             assert session.dtls.counters.tx_packets == 3
             assert session.reconnects == 0
 
 
 def test_cli_dtls_ciphers_aes128_sha_reports_dtls_and_pings_over_it(
-    udp_server: OcservInstance,
+    ocserv_udp_server: OcservInstance,
 ) -> None:
     import os
     import sys
 
-    env = dict(os.environ, TS_TEST_PASSWORD=udp_server.password)
+    env = dict(os.environ, TS_TEST_PASSWORD=ocserv_udp_server.password)
     proc = subprocess.run(
         [
-            sys.executable, "-m", "tunnelswarm", "connect", udp_server.url,
-            "-u", udp_server.user, "--password-env", "TS_TEST_PASSWORD",
-            "--servercert", udp_server.pin, "--dtls-ciphers", "AES128-SHA",
-            "--ping", udp_server.gateway, "--ping-count", "5", "--ping-interval", "0.1",
+            sys.executable, "-m", "tunnelswarm", "connect", ocserv_udp_server.url,
+            "-u", ocserv_udp_server.user, "--password-env", "TS_TEST_PASSWORD",
+            "--servercert", ocserv_udp_server.pin, "--dtls-ciphers", "AES128-SHA",
+            "--ping", ocserv_udp_server.gateway, "--ping-count", "5", "--ping-interval", "0.1",
         ],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

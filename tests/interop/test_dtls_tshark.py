@@ -17,27 +17,17 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 from _support import dtls_options
 
 from tunnelswarm.client.session import open_client
-from tunnelswarm.testing.ocserv import OcservConfig, OcservInstance, start_ocserv
+from tunnelswarm.testing.ocserv import OcservInstance
 
 pytestmark = pytest.mark.interop
 
 PROBE_MAGIC = b"TSWP".hex()
-
-
-@pytest.fixture(scope="module")
-def udp_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    inst = start_ocserv(tmp_path_factory.mktemp("ocs-tshark"), OcservConfig(port=4452, udp=True))
-    try:
-        yield inst
-    finally:
-        inst.stop()
 
 
 def _start_capture(server: OcservInstance, pcap: Path) -> subprocess.Popen[bytes]:
@@ -97,18 +87,20 @@ def _decrypted_payloads(pcap: Path, keylog: Path) -> list[bytes]:
     ids=["dtls09-aes128", "dtls12-aes256gcm", "psk"],
 )
 async def test_tshark_decrypts_our_dtls(
-    udp_server: OcservInstance, tmp_path: Path, dtls: str, dtls12: str
+    ocserv_udp_server: OcservInstance, tmp_path: Path, dtls: str, dtls12: str
 ) -> None:
     pcap, keylog = tmp_path / "session.pcap", tmp_path / "keys.log"
-    cap = await trio.to_thread.run_sync(_start_capture, udp_server, pcap)
+    cap = await trio.to_thread.run_sync(_start_capture, ocserv_udp_server, pcap)
     try:
-        opts = dtls_options(udp_server, dtls, dtls12, keylog_file=str(keylog))
+        opts = dtls_options(ocserv_udp_server, dtls, dtls12, keylog_file=str(keylog))
         with trio.fail_after(60):
             async with open_client(opts) as session:
                 with trio.fail_after(15):
                     while session.dtls is None or not session.dtls.up:
                         await trio.sleep(0.02)
-                report = await session.adapter.ping(udp_server.gateway, count=3, interval=0.05)
+                report = await session.adapter.ping(
+                    ocserv_udp_server.gateway, count=3, interval=0.05
+                )
                 assert report.received == 3
                 assert session.dtls.counters.tx_packets == 3
         await trio.sleep(1.0)  # let tshark write the last packets
