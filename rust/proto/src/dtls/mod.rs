@@ -21,7 +21,8 @@
 //!   ChaCha20-Poly1305 (`ring`);
 //! * [`messages`] — handshake header and message bodies;
 //! * [`flight`] — flights and the 1 s doubling retransmission timer;
-//! * [`handshake`] — client and server state machines;
+//! * [`handshake`] — client and server handshakes as typestate machines (one type per
+//!   state, holding exactly that state's data; transitions consume it);
 //! * [`connection`] — [`DtlsConnection`]: one session, either role, with the sans-IO
 //!   contract (`handle_datagram` / `poll_transmit` / `poll_event` / `next_deadline` /
 //!   `handle_timeout`), the AnyConnect 1-byte payload types and DPD/keepalive timers

@@ -1,8 +1,32 @@
 //! The two handshakes this core speaks, per role (protocol.md §5.2–§5.4).
 //!
-//! Theory of operation: `connection.rs` delivers handshake messages (and the DTLS 0.9
-//! three-byte CCS) in `message_seq` order to `client_accept` / `server_accept`, which
-//! advance an explicit state (`HsState`) and return whether the message was taken.
+//! Theory of operation: the handshake is a set of typestates. Each state is its own type
+//! holding exactly the data valid in it, and `HsState` wraps the current one:
+//!
+//! | role | states, in order |
+//! |---|---|
+//! | client | `ClientExpectServerHello` → (PSK) `ClientExpectServerHelloDone` → `ExpectCcs` → `ExpectFinished` → `Established` |
+//! | server | `ServerExpectClientHello` → (PSK) `ServerExpectClientKeyExchange` → `ExpectCcs` → `ExpectFinished` → `Established` |
+//!
+//! plus the terminal `Failed` and `Closed`. The CCS/Finished states are shared by both
+//! roles; what differs is whether our own CCS + Finished still has to go out once the
+//! peer's Finished verifies (`Reply::Owed`: the client of a resumption, the server of
+//! a PSK handshake — with the master secret, the transcript and our write keys) or
+//! went out already (`Reply::Sent`: the PSK client, the resumption server — with our
+//! epoch-1 protection). The peer's protection is built from its keys on its CCS
+//! (`ExpectCcs` → `ExpectFinished`) and both end up in `Established`, which adds the
+//! DPD/keepalive timers; `HsState::read_prot` / `write_prot` give the record layer
+//! whatever the current state holds.
+//!
+//! `connection.rs` delivers handshake messages (and the DTLS 0.9 three-byte CCS) in
+//! `message_seq` order to `HsState::handle`. A transition consumes the state and
+//! returns `Ok(Outcome::Taken(next))`, `Ok(Outcome::Ignored(same))` (the message does
+//! not fit the state or is malformed: nothing changed, the connection counts it) or
+//! `Err(Failure)` (the handshake is over: `HandshakeFailed { reason }`). Transitions get
+//! the connection's `Context` (record layer, flight, timers, randomness, counters) and
+//! nothing else; the connection installs the next state and runs its entry actions
+//! (buffered epoch-1 records are re-run on entering `ExpectFinished` / `Established`;
+//! entering `Established` also stops the handshake timers and reports `Connected`).
 //!
 //! **Resumption** (DTLS 0.9 and DTLS 1.2, §5.2.3, §5.3), abbreviated handshake on the
 //! CONNECT-time master secret:
@@ -42,134 +66,360 @@
 pub mod client;
 pub mod server;
 
-use super::config::Resolved;
-use super::connection::{DtlsConnection, HsItem, HsState};
+use subtle::ConstantTimeEq;
+
+use super::cipher::{new_protection, RecordProtection};
+use super::connection::{Context, HsItem};
 use super::flight::{Flight, FlightMsg};
-use super::keys::{derive_session_keys, verify_data, FinishedBy};
+use super::keys::VERIFY_DATA_LEN;
+use super::keys::{derive_session_keys, verify_data, DirectionKeys, FinishedBy, SessionKeys};
 use super::messages::{encode_ccs, encode_handshake, parse_finished, HT_FINISHED};
 use super::suites::{DtlsVersion, Suite};
-use crate::cstp::Role;
+use crate::cstp::{KeepaliveTimers, Role};
 
-impl DtlsConnection {
-    /// Take the next in-order handshake item: the steps both roles take alike (the
-    /// DTLS 0.9 CCS, the peer's Finished) here, the others in `client_accept` /
-    /// `server_accept`. Returns whether the item was taken.
-    pub(crate) fn handshake_accept(&mut self, now: u64, item: HsItem) -> bool {
-        match (self.state, item) {
-            (HsState::WaitCcs, HsItem::Ccs09 { .. }) => {
-                self.install_read_keys(now);
-                true
+pub(crate) use client::{ClientExpectServerHello, ClientExpectServerHelloDone};
+pub(crate) use server::{ServerExpectClientHello, ServerExpectClientKeyExchange};
+
+/// The handshake state of a connection: exactly one typestate.
+pub(crate) enum HsState {
+    /// client: ClientHello sent, HelloVerifyRequest or ServerHello expected
+    ClientExpectServerHello(ClientExpectServerHello),
+    /// client (PSK): ServerHello received, [ServerKeyExchange] ServerHelloDone expected
+    ClientExpectServerHelloDone(ClientExpectServerHelloDone),
+    /// server: waiting for a (cookie-carrying) ClientHello
+    ServerExpectClientHello(ServerExpectClientHello),
+    /// server (PSK): ServerHello + ServerHelloDone sent, ClientKeyExchange expected
+    ServerExpectClientKeyExchange(ServerExpectClientKeyExchange),
+    /// the peer's ChangeCipherSpec is expected
+    ExpectCcs(ExpectCcs),
+    /// the peer's Finished is expected (its keys are active)
+    ExpectFinished(ExpectFinished),
+    /// handshake complete
+    Established(Established),
+    /// handshake failed (terminal)
+    Failed,
+    /// closed by the caller, by a peer alert, or dead peer (terminal)
+    Closed,
+}
+
+/// What a transition made of a state and an in-order handshake item.
+pub(crate) enum Outcome {
+    /// the item was taken; the handshake continues in (or has completed into) this state
+    Taken(HsState),
+    /// the item does not fit the state or is malformed: the state, unchanged
+    Ignored(HsState),
+}
+
+/// The handshake cannot complete (the item was taken; `reason` becomes
+/// `DtlsEvent::HandshakeFailed { reason }`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) reason: String,
+}
+
+impl Failure {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl HsState {
+    /// Take the next in-order handshake item: consumes the state, returns the next one.
+    pub(crate) fn handle(
+        self,
+        cx: &mut Context,
+        now: u64,
+        item: HsItem,
+    ) -> Result<Outcome, Failure> {
+        match self {
+            HsState::ClientExpectServerHello(s) => s.handle(cx, now, item),
+            HsState::ClientExpectServerHelloDone(s) => s.handle(cx, now, item),
+            HsState::ServerExpectClientHello(s) => s.handle(cx, now, item),
+            HsState::ServerExpectClientKeyExchange(s) => s.handle(cx, item),
+            HsState::ExpectCcs(s) => s.handle(item),
+            HsState::ExpectFinished(s) => s.handle(cx, now, item),
+            other @ (HsState::Established(_) | HsState::Failed | HsState::Closed) => {
+                Ok(Outcome::Ignored(other))
             }
-            (
-                HsState::WaitFinished,
-                HsItem::Msg {
-                    msg_type: HT_FINISHED,
-                    msg_seq,
-                    epoch: 1,
-                    body,
-                },
-            ) => self.on_peer_finished(now, msg_seq, &body),
-            (_, item) => match self.role {
-                Role::Client => self.client_accept(now, item),
-                Role::Server => self.server_accept(now, item),
+        }
+    }
+
+    /// The peer's epoch-1 protection: active from its CCS on.
+    pub(crate) fn read_prot(&self) -> Option<&dyn RecordProtection> {
+        match self {
+            HsState::ExpectFinished(s) => Some(s.read.as_ref()),
+            HsState::Established(s) => Some(s.read.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Our epoch-1 protection: active from our CCS on (for flight retransmissions).
+    pub(crate) fn write_prot(&self) -> Option<&dyn RecordProtection> {
+        match self {
+            HsState::ExpectCcs(ExpectCcs { finished, .. })
+            | HsState::ExpectFinished(ExpectFinished { finished, .. }) => match &finished.reply {
+                Reply::Sent { write } => Some(write.as_ref()),
+                Reply::Owed(_) => None,
             },
+            HsState::Established(s) => Some(s.write.as_ref()),
+            _ => None,
         }
     }
 
-    /// Whose Finished we send, and whose we check.
-    fn finished_sides(&self) -> (FinishedBy, FinishedBy) {
-        match self.role {
-            Role::Client => (FinishedBy::Client, FinishedBy::Server),
-            Role::Server => (FinishedBy::Server, FinishedBy::Client),
+    /// Name of the state for `Debug` (no secrets).
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            HsState::ClientExpectServerHello(_) => "ClientExpectServerHello",
+            HsState::ClientExpectServerHelloDone(_) => "ClientExpectServerHelloDone",
+            HsState::ServerExpectClientHello(_) => "ServerExpectClientHello",
+            HsState::ServerExpectClientKeyExchange(_) => "ServerExpectClientKeyExchange",
+            HsState::ExpectCcs(_) => "ExpectCcs",
+            HsState::ExpectFinished(_) => "ExpectFinished",
+            HsState::Established(_) => "Established",
+            HsState::Failed => "Failed",
+            HsState::Closed => "Closed",
+        }
+    }
+}
+
+/// A handshake transcript: bodies only for DTLS 0.9 (§5.2.4), with the 12-byte header
+/// for DTLS 1.2 (§5.3).
+#[derive(Clone)]
+pub(crate) struct Transcript {
+    version: DtlsVersion,
+    bytes: Vec<u8>,
+}
+
+impl Transcript {
+    /// An empty transcript.
+    pub(crate) fn new(version: DtlsVersion) -> Self {
+        Transcript {
+            version,
+            bytes: Vec::new(),
         }
     }
 
+    /// Add a handshake message.
+    pub(crate) fn push(&mut self, msg_type: u8, msg_seq: u16, body: &[u8]) {
+        match self.version {
+            DtlsVersion::Dtls09 => self.bytes.extend_from_slice(body),
+            DtlsVersion::Dtls12 => self
+                .bytes
+                .extend_from_slice(&encode_handshake(msg_type, msg_seq, body)),
+        }
+    }
+
+    /// The bytes hashed by the Finished PRF.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The peer's ChangeCipherSpec is expected; its keys are ready but not active.
+pub(crate) struct ExpectCcs {
+    /// the keys the peer writes with (client keys for a server, server keys for a client)
+    pub(crate) peer_keys: DirectionKeys,
+    /// what its Finished will be checked against
+    pub(crate) finished: PeerFinished,
+}
+
+/// The peer's Finished is expected; its epoch-1 records can be read.
+pub(crate) struct ExpectFinished {
+    /// the peer's epoch-1 protection
+    read: Box<dyn RecordProtection>,
+    finished: PeerFinished,
+}
+
+/// What checking the peer's Finished, and completing the handshake, takes.
+pub(crate) struct PeerFinished {
+    pub(crate) suite: &'static Suite,
+    /// the peer's `verify_data` over the transcript
+    pub(crate) expected: [u8; VERIFY_DATA_LEN],
+    /// what is left to do once it verifies
+    pub(crate) reply: Reply,
+}
+
+/// Whether our CCS + Finished still has to follow the peer's Finished.
+pub(crate) enum Reply {
+    /// ours went out already (PSK client, resumption server): the handshake is done
+    Sent {
+        /// our epoch-1 protection, active since our CCS
+        write: Box<dyn RecordProtection>,
+    },
+    /// we answer with ours (resumption client, PSK server)
+    Owed(OwedFinished),
+}
+
+/// What it takes to answer the peer's Finished with our CCS + Finished.
+pub(crate) struct OwedFinished {
+    pub(crate) master: [u8; 48],
+    /// the transcript so far; the peer's Finished joins it before ours is computed
+    pub(crate) transcript: Transcript,
+    /// the keys we write with from our CCS on
+    pub(crate) own_keys: DirectionKeys,
+}
+
+/// Handshake complete: application data flows with DPD / keepalive (§5.5).
+pub(crate) struct Established {
+    pub(crate) suite: &'static Suite,
+    /// the peer's epoch-1 protection
+    read: Box<dyn RecordProtection>,
+    /// ours
+    pub(crate) write: Box<dyn RecordProtection>,
+    /// DPD / keepalive (cstp/timers.rs)
+    pub(crate) timers: KeepaliveTimers,
+}
+
+impl ExpectCcs {
+    fn handle(self, item: HsItem) -> Result<Outcome, Failure> {
+        match item {
+            HsItem::Ccs09 { .. } => self
+                .on_ccs()
+                .map(|next| Outcome::Taken(HsState::ExpectFinished(next))),
+            HsItem::Msg { .. } => Ok(Outcome::Ignored(HsState::ExpectCcs(self))),
+        }
+    }
+
+    /// The peer's CCS (DTLS 0.9 in order, or DTLS 1.2's whenever it arrives): its
+    /// epoch-1 keys go live.
+    pub(crate) fn on_ccs(self) -> Result<ExpectFinished, Failure> {
+        let read = new_protection(self.finished.suite, &self.peer_keys)
+            .ok_or_else(|| Failure::new("cannot set up record protection"))?;
+        Ok(ExpectFinished {
+            read,
+            finished: self.finished,
+        })
+    }
+}
+
+impl ExpectFinished {
     /// The peer's Finished. Once it verifies, the side that has not sent its own yet
     /// (the client of a resumption, the server of a PSK handshake) hashes it and
     /// answers with CCS + Finished; either way the handshake is over.
-    fn on_peer_finished(&mut self, now: u64, msg_seq: u16, body: &[u8]) -> bool {
-        let Ok(vd) = parse_finished(body) else {
-            self.stats.dropped_malformed += 1;
-            return false;
+    fn handle(self, cx: &mut Context, now: u64, item: HsItem) -> Result<Outcome, Failure> {
+        let HsItem::Msg {
+            msg_type: HT_FINISHED,
+            msg_seq,
+            epoch: 1,
+            body,
+        } = item
+        else {
+            return Ok(Outcome::Ignored(HsState::ExpectFinished(self)));
         };
-        if !self.peer_verify_ok(&vd) {
-            let peer = match self.role {
+        let Ok(vd) = parse_finished(&body) else {
+            cx.stats.dropped_malformed += 1;
+            return Ok(Outcome::Ignored(HsState::ExpectFinished(self)));
+        };
+        let ExpectFinished { read, finished } = self;
+        if !bool::from(finished.expected.ct_eq(&vd)) {
+            let peer = match cx.role {
                 Role::Client => "server",
                 Role::Server => "client",
             };
-            self.fail(format!("bad {peer} Finished"));
-            return true;
+            return Err(Failure::new(format!("bad {peer} Finished")));
         }
-        if matches!(
-            (self.role, self.resolved),
-            (Role::Client, Resolved::Resume(_)) | (Role::Server, Resolved::Psk)
-        ) {
-            self.transcript_push(HT_FINISHED, msg_seq, body);
-            if !self.send_finished_flight(Vec::new(), false) {
-                return true;
+        let write = match finished.reply {
+            Reply::Sent { write } => write,
+            Reply::Owed(mut owed) => {
+                owed.transcript.push(HT_FINISHED, msg_seq, &body);
+                let (_, write) = send_ccs_finished(
+                    cx,
+                    finished.suite,
+                    &owed.master,
+                    &owed.transcript,
+                    &owed.own_keys,
+                    Vec::new(),
+                )?;
+                write
             }
-        }
-        self.establish(now);
-        true
-    }
-
-    /// Adopt `ms` as the session's master secret: keylog line and session keys.
-    /// Fails the handshake (and returns false) if the keys cannot be derived.
-    pub(crate) fn adopt_master(&mut self, suite: &'static Suite, ms: [u8; 48]) -> bool {
-        self.master = Some(ms);
-        self.log_master();
-        self.keys = derive_session_keys(
-            suite,
-            self.version,
-            &ms,
-            &self.client_random,
-            &self.server_random,
-        );
-        if self.keys.is_none() {
-            self.fail("key derivation failed".to_string());
-        }
-        self.keys.is_some()
-    }
-
-    /// Send `first` (messages already in the transcript) followed by our CCS and our
-    /// Finished over the transcript so far, grouped by the flight layout (always one
-    /// datagram for a client); our epoch-1 keys go live. With `expect_peer` our
-    /// Finished joins the transcript and the peer's expected `verify_data` is set.
-    /// Fails the handshake (and returns false) without keys.
-    pub(crate) fn send_finished_flight(
-        &mut self,
-        first: Vec<FlightMsg>,
-        expect_peer: bool,
-    ) -> bool {
-        let (Some(suite), Some(ms)) = (self.suite, self.master) else {
-            self.fail("handshake without keys".to_string());
-            return false;
         };
-        let prf = suite.prf(self.version);
-        let (ours, theirs) = self.finished_sides();
-        let vd = verify_data(prf, &ms, ours, &self.transcript);
-        // DTLS 0.9's CCS carries a message_seq (`01 ‖ BE16`), DTLS 1.2's is `01`
-        let ccs_body = match self.version {
-            DtlsVersion::Dtls09 => encode_ccs(Some(self.take_send_seq())),
-            DtlsVersion::Dtls12 => encode_ccs(None),
-        };
-        let fin_seq = self.take_send_seq();
-        if !self.install_write_keys() {
-            self.fail("key derivation failed".to_string());
-            return false;
-        }
-        if expect_peer {
-            self.transcript_push(HT_FINISHED, fin_seq, &vd);
-            self.expected_peer_verify = Some(verify_data(prf, &ms, theirs, &self.transcript));
-        }
-        let mut msgs = first;
-        msgs.push(FlightMsg::ccs(ccs_body));
-        msgs.push(FlightMsg::handshake(
-            1,
-            encode_handshake(HT_FINISHED, fin_seq, &vd),
-        ));
-        self.flight = Some(Flight::with_layout(msgs, self.params.flight_layout));
-        self.transmit_flight();
-        true
+        Ok(Outcome::Taken(HsState::Established(Established {
+            suite: finished.suite,
+            read,
+            write,
+            timers: KeepaliveTimers::new(now, cx.params.dpd_s, cx.params.keepalive_s, 0),
+        })))
     }
+}
+
+/// Whose Finished we send, and whose we check.
+fn finished_sides(role: Role) -> (FinishedBy, FinishedBy) {
+    match role {
+        Role::Client => (FinishedBy::Client, FinishedBy::Server),
+        Role::Server => (FinishedBy::Server, FinishedBy::Client),
+    }
+}
+
+/// Adopt `master` as the session's master secret: keylog line, then the session keys.
+pub(crate) fn derive_keys(
+    cx: &mut Context,
+    suite: &'static Suite,
+    master: &[u8; 48],
+    client_random: &[u8; 32],
+    server_random: &[u8; 32],
+) -> Result<SessionKeys, Failure> {
+    cx.log_master(client_random, master);
+    derive_session_keys(suite, cx.version, master, client_random, server_random)
+        .ok_or_else(|| Failure::new("key derivation failed"))
+}
+
+/// Our Finished as sent.
+pub(crate) struct SentFinished {
+    msg_seq: u16,
+    verify_data: [u8; VERIFY_DATA_LEN],
+}
+
+/// Send `first` (messages already in the transcript) followed by our CCS and our
+/// Finished over `transcript`, grouped by the flight layout (always one datagram for a
+/// client); our epoch-1 keys (`own_keys`) go live: their protection is returned.
+pub(crate) fn send_ccs_finished(
+    cx: &mut Context,
+    suite: &'static Suite,
+    master: &[u8; 48],
+    transcript: &Transcript,
+    own_keys: &DirectionKeys,
+    first: Vec<FlightMsg>,
+) -> Result<(SentFinished, Box<dyn RecordProtection>), Failure> {
+    let prf = suite.prf(cx.version);
+    let (ours, _) = finished_sides(cx.role);
+    let vd = verify_data(prf, master, ours, transcript.bytes());
+    // DTLS 0.9's CCS carries a message_seq (`01 ‖ BE16`), DTLS 1.2's is `01`
+    let ccs_body = match cx.version {
+        DtlsVersion::Dtls09 => encode_ccs(Some(cx.take_send_seq())),
+        DtlsVersion::Dtls12 => encode_ccs(None),
+    };
+    let fin_seq = cx.take_send_seq();
+    let write =
+        new_protection(suite, own_keys).ok_or_else(|| Failure::new("key derivation failed"))?;
+    let mut msgs = first;
+    msgs.push(FlightMsg::ccs(ccs_body));
+    msgs.push(FlightMsg::handshake(
+        1,
+        encode_handshake(HT_FINISHED, fin_seq, &vd),
+    ));
+    cx.send_flight(
+        Flight::with_layout(msgs, cx.params.flight_layout),
+        Some(write.as_ref()),
+    );
+    let sent = SentFinished {
+        msg_seq: fin_seq,
+        verify_data: vd,
+    };
+    Ok((sent, write))
+}
+
+/// After `send_ccs_finished` by the side that speaks first: our Finished joins the
+/// transcript and the peer's expected `verify_data` is computed over it.
+pub(crate) fn expect_peer_finished(
+    cx: &Context,
+    suite: &'static Suite,
+    master: &[u8; 48],
+    mut transcript: Transcript,
+    sent: SentFinished,
+) -> [u8; VERIFY_DATA_LEN] {
+    let (_, theirs) = finished_sides(cx.role);
+    transcript.push(HT_FINISHED, sent.msg_seq, &sent.verify_data);
+    verify_data(suite.prf(cx.version), master, theirs, transcript.bytes())
 }
