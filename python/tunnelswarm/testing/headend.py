@@ -110,6 +110,7 @@ from tunnelswarm._core import (
     pin_sha256,
 )
 from tunnelswarm.drive.datagram import DatagramChannel, DatagramOpener
+from tunnelswarm.drive.stream import now_us
 from tunnelswarm.errors import ConfigError, TunnelswarmError
 
 __all__ = [
@@ -428,7 +429,7 @@ class _Link:
     async def receive(self) -> bytes | None:
         """Decrypted bytes of the next read; None at EOF."""
         data = bytes(await self.stream.receive_some(65536))
-        now = _now_us()
+        now = now_us()
         if not data:
             self.rec.close_notify = self.conn.peer_closed
             with contextlib.suppress(TunnelswarmError):  # EOF without close_notify: recorded
@@ -478,10 +479,6 @@ class _MemoryDatagram:
             self.hub._udp_peers.pop(self.peer, None)
             self._tx.close()
             self._rx.close()
-
-
-def _now_us() -> int:
-    return int(trio.current_time() * 1_000_000)
 
 
 def _offer(value: str | None) -> list[str]:
@@ -833,7 +830,7 @@ class FakeHeadend:
             dropped = "lost"
         self._record_datagram("in", peer, data, dropped)
         if dropped is None:
-            self.endpoint.handle_datagram(_now_us(), peer, data)
+            self.endpoint.handle_datagram(now_us(), peer, data)
             self._dtls_pump()
         else:
             self._changed()
@@ -867,7 +864,7 @@ class FakeHeadend:
                 await wake.wait()
             if wake.is_set():
                 self._dtls_wake = trio.Event()
-            self.endpoint.handle_timeout(_now_us())
+            self.endpoint.handle_timeout(now_us())
             self._dtls_pump(kick=False)
 
     def _dtls_pump(self, *, kick: bool = True) -> None:
@@ -876,7 +873,7 @@ class FakeHeadend:
         busy = True
         while busy:
             busy = False
-            while (out := ep.poll_transmit(_now_us())) is not None:
+            while (out := ep.poll_transmit(now_us())) is not None:
                 busy = True
                 self._udp_out(out[0], bytes(out[1]))
             for key, ev in ep.poll_events():
@@ -930,7 +927,7 @@ class FakeHeadend:
         if rec.unregistered_at is not None or not self.endpoint.is_established(rec.key):
             return False
         try:
-            self.endpoint.send_data(_now_us(), rec.key, packet)
+            self.endpoint.send_data(now_us(), rec.key, packet)
         except TunnelswarmError:
             return False
         rec.data_out += 1
@@ -1036,7 +1033,7 @@ class FakeHeadend:
             for i in range(count):
                 if i:
                     await trio.sleep(interval)
-                _, packet = prober.build(_now_us())
+                _, packet = prober.build(now_us())
                 d = conn.dtls
                 if via != "cstp" and d is not None and self._dtls_send(d, bytes(packet)):
                     result.sent_dtls += 1
@@ -1060,7 +1057,7 @@ class FakeHeadend:
         if entry is None:
             return
         prober, result = entry
-        r = prober.handle_packet(_now_us(), packet)
+        r = prober.handle_packet(now_us(), packet)
         if r.kind != "reply":
             return
         if via == "dtls":
