@@ -4,6 +4,11 @@
 the meaning is the same. Every error is one line on stderr (``tunnelswarm: error: …``)
 and a non-zero exit status; tracebacks only with ``-vv``.
 
+``tunnelswarm mock-asa [--config FILE] [--state-dir DIR] [--listen ADDR] [--port N]
+[--admin ADDR:PORT] [--syslog FILE] [--syslog-udp ADDR:PORT] [-v]`` — a mock Cisco ASA
+(:mod:`tunnelswarm.asa.server`); prints its URL and ``pin-sha256:`` and runs until
+Ctrl-C (exit 0; 1 a socket error, 2 a bad configuration).
+
 Exit status of ``connect``: 0 only when the tunnel carried traffic (with ``--ping``:
 at least one echo reply; without: a DPD round trip over CSTP); 1 a failure of the
 tunnel or headend; 2 bad usage or configuration; 3 login refused; 130 interrupted
@@ -126,7 +131,132 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the tunnel up at least S seconds (default: until the pings are done)",
     )
     c.add_argument("-v", "--verbose", action="count", default=0, help="protocol log (-vv: debug)")
+    _add_mock_asa_parser(sub)
     return parser
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ADDR:PORT")
+    try:
+        n = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: port is not a number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: port out of range")
+    return host.strip("[]"), n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: port out of range 0-65535")
+    return n
+
+
+def _add_mock_asa_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = sub.add_parser(
+        "mock-asa",
+        help="run a mock Cisco ASA headend (TLS, DTLS, XML login, admin console)",
+        description=(
+            "Serve AnyConnect clients like a Cisco ASA configured by an ASA config file. "
+            "Ports in the config are ASA ports: the SSL port lands on --port, the others "
+            "keep their distance to it."
+        ),
+    )
+    m.add_argument("--config", metavar="FILE", help="ASA configuration (running-config syntax)")
+    m.add_argument(
+        "--state-dir", metavar="DIR", help="keep the server certificate here (stable pin)"
+    )
+    m.add_argument(
+        "--listen", default="127.0.0.1", metavar="ADDR", help="address to bind (127.0.0.1)"
+    )
+    m.add_argument(
+        "--port", type=_port, default=8443, metavar="N", help="TCP/UDP port (8443; 0 = any)"
+    )
+    m.add_argument(
+        "--admin", type=_host_port, metavar="ADDR:PORT", help="admin console (line protocol)"
+    )
+    m.add_argument("--syslog", metavar="FILE", help="append syslog messages to FILE")
+    m.add_argument(
+        "--syslog-udp", type=_host_port, metavar="ADDR:PORT", help="send syslog to a receiver"
+    )
+    m.add_argument("-v", "--verbose", action="count", default=0, help="more output")
+
+
+def _leaf_error(e: BaseException) -> BaseException:
+    """The first non-group exception inside (nested) exception groups."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e
+
+
+async def _mock_asa(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from tunnelswarm.asa.config import parse_config
+    from tunnelswarm.asa.server import MockAsaConfig, MockAsaInfo, serve_mock_asa
+
+    kw: dict[str, object] = {}
+    if args.config:
+        try:
+            text = Path(args.config).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read --config {args.config}: {e.strerror}") from None
+        kw["asa"] = parse_config(text)
+    config = MockAsaConfig(
+        listen=args.listen,
+        port=args.port,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        admin=args.admin,
+        syslog_stdout=True,
+        syslog_file=Path(args.syslog) if args.syslog else None,
+        syslog_udp=args.syslog_udp,
+        **kw,  # type: ignore[arg-type]
+    )
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            info: MockAsaInfo = await nursery.start(serve_mock_asa, config)
+            cfg = info.asa.asa_config
+            out.write(f"mock ASA {cfg.hostname} (ASA Version {cfg.asa_version})\n")
+            if info.tcp_port is None:
+                out.write("no interface is enabled for webvpn: not listening\n")
+            else:
+                out.write(f"URL: {info.url}\n")
+                out.write(f"ASA ports + {info.port_offset} = real ports\n")
+                if info.udp_port is not None:
+                    out.write(f"DTLS: udp {info.host}:{info.udp_port}\n")
+            out.write(f"server certificate: {info.pin}\n")
+            if info.admin_port is not None:
+                out.write(f"admin console: {args.admin[0]}:{info.admin_port}\n")
+            for err in info.asa.errors:
+                out.write(f"warning: {err}\n")
+            out.flush()
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+    out.write("mock ASA stopped\n")
+    out.flush()
+    return 0
+
+
+def _run_mock_asa(args: argparse.Namespace) -> int:
+    try:
+        return trio.run(_mock_asa, args, sys.stdout)
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as group:
+        e = _leaf_error(group)
+        if isinstance(e, (ConfigError, OSError, TunnelswarmError)):
+            if args.verbose >= 2:
+                raise
+            print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2 if isinstance(e, ConfigError) else 1
+        raise
 
 
 def _password(args: argparse.Namespace, stdin: TextIO) -> str | None:
@@ -351,6 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.verbose >= 2:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "mock-asa":
+        return _run_mock_asa(args)
     try:
         password = _password(args, sys.stdin)
         return trio.run(_connect, args, password, sys.stdout)
