@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test lint fmt build venv peers cargo-test pytest stubtest bench fuzz clean
+.PHONY: demo demo-ocserv test lint fmt build venv peers cargo-test pytest stubtest bench fuzz clean
 
 $(STAMP): pyproject.toml Cargo.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,7 +30,12 @@ peers:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ocserv openconnect tshark >/dev/null; \
 	else echo "peers: ocserv/openconnect/tshark missing and cannot install them (not root or no apt-get); interop tests will skip"; fi
 
-demo: build peers
+# The main job: emulated clients against the built-in mock ASA, in-process (no root needed).
+demo: build
+	$(BIN)/python -m tunnelswarm.demo
+
+# One emulated client against a throwaway real ocserv in a network namespace (root).
+demo-ocserv: build peers
 	$(BIN)/python -m tunnelswarm.testing.demo
 
 lint: $(STAMP)
