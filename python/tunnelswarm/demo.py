@@ -22,7 +22,12 @@ from pathlib import Path
 import trio
 
 from tunnelswarm.asa.config import parse_config
-from tunnelswarm.asa.server import MockAsaConfig, MockAsaInfo, serve_mock_asa
+from tunnelswarm.asa.server import (
+    DEFAULT_CONFIG_TEXT,
+    MockAsaConfig,
+    MockAsaInfo,
+    serve_mock_asa,
+)
 from tunnelswarm.client.session import ClientOptions, open_client
 from tunnelswarm.config.profile import OPENCONNECT_9_01
 from tunnelswarm.errors import TunnelswarmError
@@ -82,13 +87,13 @@ async def _one_client(info: MockAsaInfo, index: int, pings: int) -> ClientResult
 
 
 async def run_demo(clients: int, pings: int, config_path: Path) -> int:
-    print(f"demo: starting the mock ASA in-process with {config_path.name}")
+    if config_path.is_file():
+        text, name = config_path.read_text(encoding="utf-8"), config_path.name
+    else:  # an installed package has no examples/: the mock's built-in default is the same setup
+        text, name = DEFAULT_CONFIG_TEXT, "the built-in default configuration"
+    print(f"demo: starting the mock ASA in-process with {name}")
     with tempfile.TemporaryDirectory(prefix="tunnelswarm-demo-") as state:
-        cfg = MockAsaConfig(
-            asa=parse_config(config_path.read_text(encoding="utf-8")),
-            port=0,
-            state_dir=Path(state),
-        )
+        cfg = MockAsaConfig(asa=parse_config(text), port=0, state_dir=Path(state))
         async with trio.open_nursery() as nursery:
             info: MockAsaInfo = await nursery.start(serve_mock_asa, cfg)
             print(f"demo: mock ASA at {info.url} (DTLS on UDP {info.udp_port}), {info.pin}")

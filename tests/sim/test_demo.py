@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 
@@ -23,3 +25,13 @@ def test_demo_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--clients", "0"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "demo: error: --clients and --pings must be at least 1"
+
+
+async def test_demo_without_the_example_file_uses_the_builtin_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with trio.fail_after(90):
+        rc = await run_demo(1, 1, tmp_path / "missing.cfg")
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "the built-in default configuration" in out
