@@ -151,6 +151,7 @@ from tunnelswarm.asa.syslog import (
     webvpn_session_started,
     webvpn_session_terminated,
 )
+from tunnelswarm.drive.dtls_server import DtlsUdpServer
 from tunnelswarm.drive.stream import now_us
 from tunnelswarm.errors import ConfigError, TunnelswarmError
 
@@ -460,11 +461,7 @@ class MockAsa:
         # DTLS
         self.endpoint = DtlsEndpoint(secrets.token_bytes(32))
         self._dtls_conns: dict[bytes, _Conn] = {}
-        self._peers: dict[int, tuple[socket.socket, Any]] = {}
-        self._peer_ids: dict[tuple[int, Any], int] = {}
-        self._next_peer = 1
-        self._pumping = False
-        self._dtls_wake = trio.Event()
+        self._dtls_server = DtlsUdpServer(self.endpoint, self._on_dtls_event)
         # runtime
         self.conns: list[_Conn] = []
         self._by_session: dict[int, _Conn] = {}
@@ -572,7 +569,7 @@ class MockAsa:
                     host, port = self.config.admin
                     self.admin_port = await self._listen_admin(nursery, host, port)
                 nursery.start_soon(self._expiry_loop)
-                nursery.start_soon(self._dtls_timer_loop)
+                nursery.start_soon(self._dtls_server.run_timers)
                 task_status.started(self.info())
         finally:
             for c in self._closers:
@@ -673,11 +670,7 @@ class MockAsa:
             lst.tcp.close()  # now, so that the port can be bound again at once
         if lst.udp is not None:
             trio.lowlevel.notify_closing(lst.udp)
-            for key in [k for k, (s, _) in self._peers.items() if s is lst.udp]:
-                self._peers.pop(key, None)
-            fd = id(lst.udp)
-            for key2 in [k for k in self._peer_ids if k[0] == fd]:
-                self._peer_ids.pop(key2, None)
+            self._dtls_server.forget_socket(lst.udp)
             lst.udp.close()
 
     def _family(self) -> socket.AddressFamily:
@@ -786,70 +779,8 @@ class MockAsa:
 
     # ---------------------------------------------------------------- UDP / DTLS
     async def _udp_loop(self, sock: socket.socket, scope: trio.CancelScope) -> None:
-        try:
-            with scope:
-                await self._udp_read(sock)
-        finally:
-            sock.close()
-
-    async def _udp_read(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                await trio.lowlevel.wait_readable(sock)
-            except (OSError, trio.ClosedResourceError):
-                return
-            for _ in range(64):
-                try:
-                    data, addr = sock.recvfrom(65535)
-                except BlockingIOError:
-                    break
-                except OSError as e:
-                    if e.errno == errno.EBADF:
-                        return
-                    continue  # an ICMP error queued on the socket
-                key = (id(sock), addr)
-                peer = self._peer_ids.get(key)
-                if peer is None:
-                    peer = self._peer_ids[key] = self._next_peer
-                    self._next_peer += 1
-                    self._peers[peer] = (sock, addr)
-                self.endpoint.handle_datagram(now_us(), peer, data)
-                self._dtls_pump()
-            await trio.lowlevel.checkpoint()
-
-    async def _dtls_timer_loop(self) -> None:
-        while True:
-            deadline = self.endpoint.next_deadline()
-            wake = self._dtls_wake
-            with trio.move_on_at(math.inf if deadline is None else deadline / 1_000_000):
-                await wake.wait()
-            if wake.is_set():
-                self._dtls_wake = trio.Event()
-            self.endpoint.handle_timeout(now_us())
-            self._dtls_pump(kick=False)
-
-    def _dtls_pump(self, *, kick: bool = True) -> None:
-        """Send what the endpoint wants to send, act on its events, until quiet."""
-        if self._pumping:
-            return
-        self._pumping = True
-        try:
-            busy = True
-            while busy:
-                busy = False
-                while (out := self.endpoint.poll_transmit(now_us())) is not None:
-                    busy = True
-                    target = self._peers.get(out[0])
-                    if target is not None:
-                        with contextlib.suppress(OSError):
-                            target[0].sendto(bytes(out[1]), target[1])
-                for key, ev in self.endpoint.poll_events():
-                    busy = True
-                    self._on_dtls_event(bytes(key), ev)
-        finally:
-            self._pumping = False
-        if kick:
-            self._dtls_wake.set()
+        with scope:
+            await self._dtls_server.serve_socket(sock)  # closes sock
 
     def _on_dtls_event(self, key: bytes, ev: DtlsEvent) -> None:
         c = self._dtls_conns.get(key)
@@ -932,7 +863,7 @@ class MockAsa:
             kind = TunnelKind.DTLS if dtls else TunnelKind.SSL
             self.sessiondb.touch(s, trio.current_time(), bytes_out=len(packet), tunnel=kind)
         if dtls:
-            self._dtls_pump()
+            self._dtls_server.pump()
         else:
             c.kick()
         return True

@@ -80,7 +80,6 @@ import errno
 import functools
 import hashlib
 import ipaddress
-import math
 import random
 import socket
 import time
@@ -110,6 +109,7 @@ from tunnelswarm._core import (
     pin_sha256,
 )
 from tunnelswarm.drive.datagram import DatagramChannel, DatagramOpener
+from tunnelswarm.drive.dtls_server import DtlsUdpServer
 from tunnelswarm.drive.stream import now_us
 from tunnelswarm.errors import ConfigError, TunnelswarmError
 
@@ -445,17 +445,12 @@ class _Link:
         return self.conn.read_http()
 
 
-def _sendto(sock: socket.socket, addr: Any, data: bytes) -> None:
-    with contextlib.suppress(OSError):  # full buffer, unreachable peer: UDP may lose it
-        sock.sendto(data, addr)
-
-
 class _MemoryDatagram:
     """A client's in-memory UDP socket to the headend (see ``memory_datagram_opener``)."""
 
-    def __init__(self, hub: FakeHeadend, peer: int, listening: bool) -> None:
+    def __init__(self, hub: FakeHeadend, listening: bool) -> None:
         self.hub = hub
-        self.peer = peer
+        self.peer = hub._dtls_server.add_peer(self.deliver)
         self.listening = listening
         self._tx, self._rx = trio.open_memory_channel[bytes](256)
         self._closed = False
@@ -476,7 +471,7 @@ class _MemoryDatagram:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.hub._udp_peers.pop(self.peer, None)
+            self.hub._dtls_server.remove_peer(self.peer)
             self._tx.close()
             self._rx.close()
 
@@ -592,10 +587,13 @@ class FakeHeadend:
         #: the port the TLS listener serves (real) or the clients dialled (in memory)
         self.tls_port: int | None = None
         self._dtls_by_key: dict[bytes, HeadendDtls] = {}
-        self._udp_peers: dict[int, Callable[[bytes], None]] = {}
-        self._udp_addrs: dict[tuple[Any, ...], int] = {}
-        self._next_peer = 1
-        self._dtls_wake = trio.Event()
+        self._dtls_server = DtlsUdpServer(
+            self.endpoint,
+            self._on_dtls_event,
+            on_datagram=self._udp_in,
+            on_transmit=self._udp_out,
+            after_pump=self._changed,
+        )
         self._dtls_nursery: trio.Nursery | None = None
         self._pings: dict[int, tuple[Prober, HeadendPing]] = {}
 
@@ -726,9 +724,7 @@ class FakeHeadend:
             await trio.lowlevel.checkpoint()
             self.udp_dials.append((host, port, trio.current_time()))
             listening = port == (self.tls_port or 443)
-            chan = _MemoryDatagram(self, self._new_peer(), listening)
-            self._udp_peers[chan.peer] = chan.deliver
-            return chan
+            return _MemoryDatagram(self, listening)
 
         return opener
 
@@ -774,37 +770,10 @@ class FakeHeadend:
             raise
         if usock is not None:
             self._start_dtls_timers(nursery)
-            nursery.start_soon(self._serve_udp, usock)
+            nursery.start_soon(self._dtls_server.serve_socket, usock)
         return port
 
     # ------------------------------------------------------------------ UDP / DTLS
-    def _new_peer(self) -> int:
-        peer = self._next_peer
-        self._next_peer += 1
-        return peer
-
-    async def _serve_udp(self, sock: socket.socket) -> None:
-        """Serve one real UDP socket: datagrams in → endpoint → datagrams out."""
-        try:
-            sock.setblocking(False)
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                for _ in range(64):
-                    try:
-                        data, addr = sock.recvfrom(65535)
-                    except BlockingIOError:
-                        break
-                    except OSError:  # e.g. an ICMP error queued on the socket
-                        continue
-                    peer = self._udp_addrs.get(addr)
-                    if peer is None:
-                        peer = self._udp_addrs[addr] = self._new_peer()
-                        self._udp_peers[peer] = functools.partial(_sendto, sock, addr)
-                    self._udp_in(peer, data)
-                await trio.lowlevel.checkpoint()
-        finally:
-            sock.close()
-
     def _record_datagram(
         self, direction: Literal["in", "out"], peer: int, data: bytes, dropped: str | None
     ) -> None:
@@ -830,14 +799,13 @@ class FakeHeadend:
             dropped = "lost"
         self._record_datagram("in", peer, data, dropped)
         if dropped is None:
-            self.endpoint.handle_datagram(now_us(), peer, data)
-            self._dtls_pump()
+            self._dtls_server.datagram_in(peer, data)
         else:
             self._changed()
 
     def _udp_out(self, peer: int, data: bytes) -> None:
         s = self.script
-        deliver = self._udp_peers.get(peer)
+        deliver = self._dtls_server.sender(peer)
         dropped = None
         if not s.answer_dtls:
             dropped = "answer_dtls off"
@@ -854,34 +822,7 @@ class FakeHeadend:
     def _start_dtls_timers(self, nursery: trio.Nursery) -> None:
         if self._dtls_nursery is None:
             self._dtls_nursery = nursery
-            nursery.start_soon(self._dtls_timer_loop)
-
-    async def _dtls_timer_loop(self) -> None:
-        while True:
-            deadline = self.endpoint.next_deadline()
-            wake = self._dtls_wake
-            with trio.move_on_at(math.inf if deadline is None else deadline / 1_000_000):
-                await wake.wait()
-            if wake.is_set():
-                self._dtls_wake = trio.Event()
-            self.endpoint.handle_timeout(now_us())
-            self._dtls_pump(kick=False)
-
-    def _dtls_pump(self, *, kick: bool = True) -> None:
-        """Move every datagram the endpoint wants to send, then act on its events."""
-        ep = self.endpoint
-        busy = True
-        while busy:
-            busy = False
-            while (out := ep.poll_transmit(now_us())) is not None:
-                busy = True
-                self._udp_out(out[0], bytes(out[1]))
-            for key, ev in ep.poll_events():
-                busy = True
-                self._on_dtls_event(bytes(key), ev)
-        if kick:
-            self._dtls_wake.set()  # the endpoint's next deadline may have changed
-        self._changed()
+            nursery.start_soon(self._dtls_server.run_timers)
 
     def _on_dtls_event(self, key: bytes, ev: DtlsEvent) -> None:
         rec = self._dtls_by_key.get(key)
@@ -932,7 +873,7 @@ class FakeHeadend:
             return False
         rec.data_out += 1
         rec.echo_replies += echo
-        self._dtls_pump()
+        self._dtls_server.pump()
         return True
 
     def _register_dtls(self, link: _Link, req: SeenRequest) -> list[tuple[str, str]]:
