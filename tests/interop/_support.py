@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from dataclasses import replace
 from typing import Any
+
+import trio
 
 from tunnelswarm.client.session import ClientOptions
 from tunnelswarm.config.profile import OPENCONNECT_9_01
@@ -23,3 +28,16 @@ def dtls_options(server: OcservInstance, dtls: str, dtls12: str, **kw: Any) -> C
     }
     base.update(kw)
     return ClientOptions(**base)
+
+
+async def reap_process_group(proc: trio.Process, wait: float = 5.0) -> None:
+    """Kill ``proc``'s process group if it still runs, then wait for it (shielded).
+
+    openconnect runs its ``--script`` in its own group; a test must leave nothing behind.
+    """
+    with trio.CancelScope(shield=True):
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with trio.move_on_after(wait):
+            await proc.wait()

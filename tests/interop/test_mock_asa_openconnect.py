@@ -11,7 +11,6 @@ openconnect runs in its own process group, killed whatever happens.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from _support import reap_process_group
 
 from tunnelswarm.asa.config import parse_config
 from tunnelswarm.asa.server import MockAsaConfig, MockAsaInfo, serve_mock_asa
@@ -125,12 +125,8 @@ async def test_openconnect_logs_in_and_establishes_dtls(
                 await _poll(lambda: len(asa.sessiondb) == 0, "the logout", output, 10)
                 inner.cancel_scope.cancel()
         finally:
+            await reap_process_group(proc)
             with trio.CancelScope(shield=True):
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                with trio.move_on_after(5):
-                    await proc.wait()
                 await proc.stdout.aclose()
         lines = "\n".join(asa.syslog_buffer.lines())
         assert "-722033:" in lines

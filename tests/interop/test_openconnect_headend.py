@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 import trio
+from _support import reap_process_group
 
 from tunnelswarm.testing.headend import FakeHeadend, HeadendPing, HeadendScript
 
@@ -191,12 +192,8 @@ async def _run_openconnect(
                 await run.eof.wait()
             nursery.cancel_scope.cancel()
     finally:
+        await reap_process_group(proc)
         with trio.CancelScope(shield=True):
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            with trio.move_on_after(5):
-                await proc.wait()
             for line in run.log().splitlines():
                 if line.startswith("pid "):
                     _kill_group_of(int(line.split()[1]), str(reflector))
