@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo demo-ocserv test lint fmt build venv peers cargo-test pytest stubtest bench fuzz clean
+.PHONY: demo demo-ocserv test lint fmt build venv peers cargo-test pytest stubtest bench bench-capacity fuzz clean
 
 $(STAMP): pyproject.toml Cargo.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -67,9 +67,15 @@ test: lint stubtest cargo-test pytest
 bench: build
 	$(BIN)/python benches/bench_cstp_datapath.py
 	$(BIN)/python benches/bench_dtls_vs_openssl.py
+	$(BIN)/python benches/bench_mock_asa_capacity.py
+
+# One mock ASA process on one core holding 10,000 sessions (CSTP + DTLS, DPD/keepalive).
+bench-capacity: build
+	$(BIN)/python benches/bench_mock_asa_capacity.py --sessions $(SESSIONS)
 
 # cargo-fuzz on every parser, bounded: FUZZ_SECONDS per target (stable toolchain via RUSTC_BOOTSTRAP).
 FUZZ_SECONDS ?= 20
+SESSIONS ?= 10000
 FUZZ_TARGETS = $(shell sed -n 's/^name = "\(.*\)"/\1/p' rust/fuzz/Cargo.toml | grep -v tunnelswarm-fuzz)
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
