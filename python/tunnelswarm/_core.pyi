@@ -312,6 +312,8 @@ class DtlsEvent:
     def suite(self) -> str | None: ...
 
 DtlsMode = Literal["legacy", "dtls12", "psk"]
+#: why ``DtlsEndpoint.handle_datagram`` dropped a datagram as junk
+DatagramDrop = Literal["unknown-peer", "zero-random", "unknown-session", "malformed", "bad-auth"]
 
 @final
 class DtlsConnection:
@@ -405,8 +407,12 @@ class DtlsEndpoint:
         keylog: bool = False,
     ) -> None: ...
     def unregister(self, session_key: bytes) -> None: ...
-    def handle_datagram(self, now: int, peer: int, data: bytes) -> None:
-        """A datagram from ``peer`` (an id the caller maps to a socket address)."""
+    def handle_datagram(self, now: int, peer: int, data: bytes) -> DatagramDrop | None:
+        """A datagram from ``peer`` (an id the caller maps to a socket address). Returns
+        why (some of) it was dropped as junk, or None: ``unknown-peer`` (an unknown peer,
+        not a ClientHello), ``zero-random`` / ``unknown-session`` (a ClientHello that gets
+        no answer), ``malformed`` / ``bad-auth`` (a known peer's record that does not
+        parse / authenticate). Replayed and wrong-epoch records are not junk."""
     def poll_transmit(self, now: int) -> tuple[int, bytes] | None: ...
     def poll_events(self) -> list[tuple[bytes, DtlsEvent]]:
         """(session key, event) pairs."""

@@ -9,14 +9,12 @@ ASA's port 443 maps onto it; ``port_offset`` converts). Every test is bounded by
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
+from _asa_sim import EXAMPLE, GUARD, INSIDE, Admin, options, start_asa
+from _asa_sim import wait_dtls as _wait_dtls
 
 from tunnelswarm.asa.config import parse_config
 from tunnelswarm.asa.server import (
@@ -26,82 +24,12 @@ from tunnelswarm.asa.server import (
     fragment_ipv4,
     serve_mock_asa,
 )
-from tunnelswarm.client.session import ClientOptions, ClientSession, open_client
-from tunnelswarm.config.profile import OPENCONNECT_9_01
+from tunnelswarm.client.session import ClientSession, open_client
 from tunnelswarm.errors import AuthError, TunnelswarmError
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "asa-9.1.cfg"
-INSIDE = "10.1.1.1"
-GUARD = 30.0
-
-
-async def start_asa(nursery: trio.Nursery, tmp_path: Path, **kw: Any) -> MockAsaInfo:
-    cfg = MockAsaConfig(
-        asa=parse_config(EXAMPLE.read_text()),
-        port=0,
-        state_dir=tmp_path / "state",
-        admin=("127.0.0.1", 0),
-        **kw,
-    )
-    info: MockAsaInfo = await nursery.start(serve_mock_asa, cfg)
-    return info
-
-
-def options(info: MockAsaInfo, dtls: str = "", dtls12: str = "", **kw: Any) -> ClientOptions:
-    base: dict[str, Any] = {
-        "url": info.url,
-        "user": "test",
-        "password": "test",
-        "servercert": (info.pin,),
-        "profile": replace(OPENCONNECT_9_01, dtls_ciphers=dtls, dtls12_ciphers=dtls12),
-        "reconnect_timeout": 5.0,
-        "dtls_handshake_timeout": 2.0,
-        "hostname": "laptop",
-    }
-    base.update(kw)
-    return ClientOptions(**base)
 
 
 async def wait_dtls(session: ClientSession, timeout: float = 5.0) -> bool:
-    with trio.move_on_after(timeout):
-        while True:
-            ch = session.dtls
-            if ch is not None and ch.up:
-                return True
-            if ch is not None and ch.last_failure is not None:
-                return False
-            await trio.sleep(0.02)
-    return False
-
-
-class Admin:
-    """A client of the mock's TCP admin console (prompt-terminated answers)."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buf = b""
-
-    @classmethod
-    @asynccontextmanager
-    async def connect(cls, port: int) -> AsyncIterator[Admin]:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        async with stream:
-            admin = cls(stream)
-            await admin._until_prompt()
-            yield admin
-
-    async def _until_prompt(self) -> str:
-        while not re.search(rb"(?:[>#]|Password:) $", self.buf):
-            data = await self.stream.receive_some(65536)
-            assert data, "admin console closed"
-            self.buf += data
-        text, self.buf = self.buf.decode(), b""
-        return text
-
-    async def cmd(self, line: str) -> str:
-        await self.stream.send_all(line.encode() + b"\n")
-        out = await self._until_prompt()
-        return out.rsplit("\n", 1)[0] if "\n" in out else ""
+    return await _wait_dtls(session, timeout, fail_fast=True)
 
 
 def mock(info: MockAsaInfo) -> MockAsa:
@@ -194,19 +122,27 @@ async def test_pin_is_kept_in_state_dir(nursery: trio.Nursery, tmp_path: Path) -
 
 
 async def test_garbage_ends_only_that_connection(nursery: trio.Nursery, tmp_path: Path) -> None:
+    # more bad input (after TLS, CONNECT, XML, CSTP, DTLS): test_mock_asa_badinput.py
     with trio.fail_after(GUARD):
         info = await start_asa(nursery, tmp_path)
         assert info.tcp_port is not None
-        bad = await trio.open_tcp_stream("127.0.0.1", info.tcp_port)
-        async with bad:
-            await bad.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
-            with trio.move_on_after(5):
-                while await bad.receive_some(4096):
-                    pass
-        # UDP garbage too
-        udp = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
-        with udp:
-            await udp.sendto(b"\x16\xfe\xff" + b"\0" * 100, ("127.0.0.1", info.tcp_port))
+        async with open_client(options(info, no_dtls=True)) as good:
+            bad = await trio.open_tcp_stream("127.0.0.1", info.tcp_port)
+            async with bad:
+                await bad.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+                with trio.move_on_after(5):
+                    while await bad.receive_some(4096):
+                        pass
+            # UDP garbage too: dropped and counted
+            udp = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+            with udp:
+                await udp.sendto(b"\x16\xfe\xff" + b"\0" * 100, ("127.0.0.1", info.tcp_port))
+            with trio.fail_after(5):
+                while info.asa.drops["mp-svc-bad-framing"] != 1:
+                    await trio.sleep(0.02)
+            report = await good.adapter.ping(INSIDE, count=1, timeout=2.0)
+            assert report.received == 1
+            assert good.reconnects == 0
         async with open_client(options(info, "AES128-SHA")) as session:
             assert session.params is not None
         assert any("-725006:" in line for line in info.asa.syslog_buffer.lines())
@@ -241,7 +177,7 @@ async def test_dtls_port_change_follows_cscuh61321(nursery: trio.Nursery, tmp_pa
         asa = info.asa
         off = info.port_offset
         assert info.admin_port is not None
-        async with Admin.connect(info.admin_port) as admin:
+        async with Admin.connect(info.admin_port, enable=False) as admin:
             await admin.cmd("enable")
             assert await admin.cmd("") == ""  # empty enable password
             for line in ("conf t", "webvpn", "dtls port 444", "end"):
@@ -300,6 +236,90 @@ async def test_dtls_port_moves_at_once_on_8_4(nursery: trio.Nursery, tmp_path: P
         assert re.search(r"DTLS\s+\S+\s+172\.16\.11\.1:444\b", asa.show("asp table socket"))
         async with open_client(options(info, "AES256-SHA")) as session:
             assert await wait_dtls(session)
+
+
+async def test_live_asa_version_change_switches_personality(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    with trio.fail_after(GUARD):
+        info = await start_asa(nursery, tmp_path)
+        asa, off = info.asa, info.port_offset
+        assert info.admin_port is not None
+        async with Admin.connect(info.admin_port, enable=False) as admin:
+            await admin.cmd("enable")
+            await admin.cmd("")
+            for line in ("conf t", "webvpn", "dtls port 444", "end"):
+                assert await admin.cmd(line) == "", line
+            assert asa.listening("DTLS") == 443 + off  # 9.1: CSCuh61321, pending
+            for line in ("conf t", "asa-version 8.4(6)", "end"):
+                assert await admin.cmd(line) == "", line
+            assert await admin.cmd("sh ver") == (
+                "Cisco Adaptive Security Appliance Software Version 8.4(6)"
+            )
+            # 8.4 keeps no pending port: the real UDP socket moved, the layout is 8.4's
+            assert asa.listening("DTLS") == 444 + off
+            sockets = await admin.cmd("show asp table socket")
+            assert sockets.splitlines()[0].split()[-1] == "State", sockets
+            assert re.search(r"DTLS\s+\S+\s+172\.16\.11\.1:444\s+0\.0\.0\.0:\*\s+LISTEN", sockets)
+            async with open_client(options(info, "AES128-SHA")) as session:
+                assert session.params is not None
+                assert session.params.dtls_port == 444 + off
+                assert await wait_dtls(session)
+            # the 8.4 rule from now on; back on 9.x the next change is pending again
+            for line in ("conf t", "webvpn", "dtls port 445", "end"):
+                assert await admin.cmd(line) == "", line
+            assert asa.listening("DTLS") == 445 + off
+            for line in ("conf t", "asa-version 9.1(4)", "webvpn", "dtls port 446", "end"):
+                assert await admin.cmd(line) == "", line
+            assert asa.listening("DTLS") == 445 + off
+            assert "State      Local Address" in await admin.cmd("sh asp table socket")
+
+
+async def test_show_commands_over_the_tcp_admin_console(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    with trio.fail_after(GUARD):
+        info = await start_asa(nursery, tmp_path)
+        asa = info.asa
+        assert info.admin_port is not None
+        async with Admin.connect(info.admin_port, enable=False) as admin:
+            assert (await admin.cmd("show version")).endswith("Version 9.1(4)")  # user mode
+            await admin.cmd("enable")
+            await admin.cmd("")
+            webvpn = await admin.cmd("sh run webvpn")
+            assert webvpn == await admin.cmd("show running-config webvpn")
+            assert webvpn.splitlines()[:2] == ["webvpn", " enable outside"]
+            assert (await admin.cmd("sh run group-policy")).startswith(
+                "group-policy ac_users_group internal"
+            )
+            assert "group-alias ac_users enable" in await admin.cmd("sh run tunnel-group ac_users")
+            full = await admin.cmd("sh run")
+            assert full.splitlines()[2] == "ASA Version 9.1(4)"
+            assert "logging buffered informational" in full
+            async with open_client(options(info, no_dtls=True)) as session:
+                assert session.params is not None
+                session.adapter.mtu = 1500
+                await session.adapter.ping(INSIDE, count=1, timeout=0.5, payload_len=1390)
+                listed = await admin.cmd("sh vpn-sessiondb anyconnect")
+                assert "Username     : test" in listed
+                summary = await admin.cmd("sh vpn-sessiondb summary")
+                assert re.search(r"AnyConnect Client\s+:\s+1 :", summary), summary
+            drops = await admin.cmd("sh asp drop")
+            assert re.search(
+                r"SVC Module unable to fragment packet \(mp-svc-no-fragment\)\s+1$", drops, re.M
+            ), drops
+            assert await admin.cmd("cl asp dr") == ""
+            assert asa.drops["mp-svc-no-fragment"] == 0
+            drops = await admin.cmd("show asp drop")
+            assert "mp-svc-no-fragment" not in drops
+            assert "Last clearing: Never" not in drops
+            logging_out = await admin.cmd("sh logg")
+            assert logging_out.splitlines()[0] == "Syslog logging: enabled"
+            assert "Buffer logging: level informational" in logging_out
+            assert "%ASA-6-722036:" in logging_out
+            # `clear asp drop` is a privileged command
+            await admin.cmd("disable")
+            assert "ERROR" in await admin.cmd("clear asp drop")
 
 
 async def test_large_echo_reply_over_tls_is_dropped(nursery: trio.Nursery, tmp_path: Path) -> None:

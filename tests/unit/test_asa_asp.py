@@ -179,6 +179,46 @@ def test_override_bug_and_errors() -> None:
     assert t.enable("outside") == []  # already enabled
 
 
+def test_live_version_change_switches_rules_and_applies_pending_port() -> None:
+    t = SocketTable("9.1(2)", interfaces={"outside": "172.16.11.1"})
+    t.enable("outside")
+    t.set_dtls_port(444)  # pending under 9.x (CSCuh61321)
+    assert t.listening_dtls_port("outside") == 443
+    closed = t.set_version("8.4(6)")
+    assert [(s.protocol, s.local_port) for s in closed] == [("DTLS", 443)]
+    assert t.listening_dtls_port("outside") == 444 == t.advertised_dtls_port
+    assert t.render().splitlines()[0].split() == [
+        "Protocol",
+        "Socket",
+        "Local",
+        "Address",
+        "Foreign",
+        "Address",
+        "State",
+    ]
+    # 8.4 rule from now on: the socket follows at once
+    t.set_dtls_port(445)
+    assert t.listening_dtls_port("outside") == 445
+    # back to 9.x: nothing pending, the socket stays; later changes stay pending again
+    assert t.set_version("9.1(4)") == []
+    assert t.listening_dtls_port("outside") == 445
+    t.set_dtls_port(446)
+    assert t.listening_dtls_port("outside") == 445
+    assert t.render().splitlines()[0].split()[2] == "State"
+    with pytest.raises(ConfigError):
+        t.set_version("latest")
+
+
+def test_version_change_keeps_an_explicit_bug_override() -> None:
+    t = SocketTable("8.4(6)", interfaces={"outside": "10.0.0.1"}, cscuh61321=True)
+    t.enable("outside")
+    t.set_dtls_port(444)
+    assert t.listening_dtls_port("outside") == 443
+    t.set_version("8.2(5)")
+    assert t.affected
+    assert t.listening_dtls_port("outside") == 443
+
+
 # ------------------------------------------------------------------ show asp drop
 def test_asp_drop_lines_match_real_output() -> None:
     c = AspDropCounters()

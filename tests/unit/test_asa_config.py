@@ -265,6 +265,16 @@ COMMANDS: list[tuple[tuple[str, ...], str, Get, object, str, object]] = [
     ((), "logging buffered 3", lambda c: c.logging.buffered_level, 3, "no logging buffered", None),
     (
         (),
+        "logging trap informational",
+        lambda c: c.logging.trap_level,
+        6,
+        "no logging trap",
+        None,
+    ),
+    ((), "logging trap 4", lambda c: c.logging.trap_level, 4, "no logging trap", None),
+    ((), "logging facility 23", lambda c: c.logging.facility, 23, "no logging facility", 20),
+    (
+        (),
         "logging host inside 10.1.1.50 udp/1514",
         lambda c: [(h.interface, str(h.address), h.protocol, h.port) for h in c.logging.hosts],
         [("inside", "10.1.1.50", "udp", 1514)],
@@ -571,6 +581,8 @@ def test_removed_nameif_disables_webvpn_on_it() -> None:
         ((), "e x", 0),  # ambiguous abbreviation (enable / end / exit)
         (_GPW, "anyconnect mtu 100", 15),
         (_GPW, "anyconnect dpd-interval both 30", 24),
+        ((), "logging trap loud", 13),  # not a level
+        ((), "logging facility 24", 17),  # local0-local7 only
     ],
 )
 def test_invalid_input_marker_and_nothing_changes(
@@ -638,6 +650,8 @@ def test_full_roundtrip_with_everything_set() -> None:
         "ssl cipher dtlsv1 high",
         "logging host inside 10.1.1.50",
         "logging host inside 10.1.1.51 tcp/1470",
+        "logging trap warnings",
+        "logging facility 17",
         "interface GigabitEthernet0/2",
         "shutdown",
         "webvpn",

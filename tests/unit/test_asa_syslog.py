@@ -162,6 +162,19 @@ CASES: list[tuple[Callable[[], s.SyslogMessage], str]] = [
         "%ASA-6-602101: PMTU-D packet 1500 bytes greater than effective mtu 1400, "
         "dest_addr=10.0.0.1, src_addr=10.0.0.2, prot=udp",
     ),
+    (
+        lambda: s.svc_connect_parse_error("198.51.100.7"),
+        "%ASA-4-722001: IP <198.51.100.7> Error parsing SVC connect request.",
+    ),
+    (
+        lambda: s.svc_connect_auth_error("198.51.100.7\n"),
+        "%ASA-4-722003: IP <198.51.100.7> Error authenticating SVC connect request.",
+    ),
+    (
+        lambda: s.ssl_handshake_failed("outside", "198.51.100.7", 52044, "172.16.11.1", 443),
+        "%ASA-6-725006: Device failed SSL handshake with client "
+        "outside:198.51.100.7/52044 to 172.16.11.1/443",
+    ),
 ]
 
 
@@ -285,6 +298,11 @@ def test_router_filters_by_sink_level() -> None:
     informational.level = "warnings"
     router.emit(s.webvpn_session_started(WHO), AT)
     assert len(informational.lines()) == 3
+    router.remove(errors)
+    router.remove(errors)  # not there any more: no error
+    router.emit(s.received_large_packet(WHO, 1500, 1418), AT)
+    assert len(errors.lines()) == 1
+    assert len(informational.lines()) == 4
 
 
 def test_router_message_controls() -> None:

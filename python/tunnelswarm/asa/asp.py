@@ -21,6 +21,9 @@ capture.
 
 Other choices (UNCONFIRMED): ``port N`` (the TLS port) re-binds immediately on both
 versions; established sockets (``ESTAB`` rows) are only listed if the server registers them.
+A live ``asa-version`` change (:meth:`SocketTable.set_version`, a model: a real ASA changes
+version only by a reload) switches the rules and the ``show`` layout at once; a DTLS port
+change pending under 9.x is applied when switching to 8.4.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ class SocketTable:
         cscuh61321: bool | None = None,
     ) -> None:
         self.version = version if isinstance(version, AsaVersion) else AsaVersion.parse(version)
+        self._forced = cscuh61321
         self.affected = self.version.has_cscuh61321 if cscuh61321 is None else cscuh61321
         self._ifaddr: dict[str, str] = dict(interfaces or {})
         self._handles = iter(handles) if handles is not None else _default_handles(self.version)
@@ -162,6 +166,22 @@ class SocketTable:
         """``webvpn`` → ``port N``. Re-binds enabled SSL listeners now. Returns closed ones."""
         self.ssl_port = _check_port(port)
         return self._rebind("SSL", port)
+
+    def set_version(self, version: str | AsaVersion) -> list[AspSocket]:
+        """A live ``asa-version`` change: the new personality's rules apply from now on.
+
+        Pending state: a version without CSCuh61321 keeps its DTLS listeners on the
+        configured ``dtls port``, so a port change that 9.x left pending (advertised but
+        not bound) is applied at once when switching to 8.4 -- the listener moves, as it
+        would on the 8.4 reload such a change stands for. Switching to 9.x leaves the
+        listeners where they are (nothing is pending then). Sessions are not touched, and
+        existing rows keep their handles. Returns the closed listeners.
+        """
+        self.version = version if isinstance(version, AsaVersion) else AsaVersion.parse(version)
+        self.affected = self.version.has_cscuh61321 if self._forced is None else self._forced
+        if self.affected:
+            return []
+        return self._rebind("DTLS", self.dtls_port)
 
     def set_dtls_port(self, port: int) -> list[AspSocket]:
         """``webvpn`` → ``dtls port N``. Advertised at once; the listener moves only when

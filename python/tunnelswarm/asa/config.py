@@ -41,6 +41,12 @@ Defaults (ASA 9.x; "UNCONFIRMED" as in protocol.md when no Cisco source fixes th
   ``default-group-policy DfltGrpPolicy``).
 * ``username`` privilege 2; hostname ``ciscoasa``; ``asa-version 9.1(4)`` (our own
   personality knob; ``ASA Version x`` as printed atop a running-config is accepted too).
+* ``icmp``: no rules (everything permitted). ``icmp {permit|deny} {any|host A|A MASK}
+  [icmp-type] <nameif>`` rules are kept in order, first match wins; the mock uses them as
+  its "ICMP blocked toward the inside server" knob (see :class:`IcmpRule`).
+* ``logging``: no ``logging enable``, no ``logging timestamp``, no ``logging buffered``
+  or ``logging trap`` level (each destination logs nothing until it has a level),
+  ``logging facility 20``; ``logging host <nameif> <ip> [udp|tcp/<port>]`` (port 514).
 
 Group-policy inheritance is the ASA's: an attribute a policy does not set is taken from
 ``DfltGrpPolicy`` (the :data:`INHERIT` sentinel); ``no <attribute>`` goes back to
@@ -92,6 +98,8 @@ __all__ = [
     "GroupPolicyRemoved",
     "GroupUrl",
     "HostnameChanged",
+    "IcmpRule",
+    "IcmpRulesChanged",
     "Inherit",
     "Interface",
     "InterfaceChanged",
@@ -135,6 +143,7 @@ DEFAULT_TCPMSS: Final = 1380
 DEFAULT_USER_PRIVILEGE: Final = 2
 DEFAULT_SSL_CIPHER_LEVEL: Final = "medium"  # UNCONFIRMED
 DEFAULT_SYSLOG_PORT: Final = 514
+DEFAULT_SYSLOG_FACILITY: Final = 20
 DFLT_GRP_POLICY: Final = "DfltGrpPolicy"
 DEFAULT_RA_GROUP: Final = "DefaultRAGroup"
 DEFAULT_WEBVPN_GROUP: Final = "DefaultWEBVPNGroup"
@@ -145,6 +154,28 @@ INVALID_INPUT: Final = "ERROR: % Invalid input detected at '^' marker."
 TUNNEL_PROTOCOLS: Final = ("ikev1", "ikev2", "l2tp-ipsec", "ssl-client", "ssl-clientless")
 SSL_CIPHER_VERSIONS: Final = ("default", "tlsv1", "tlsv1.1", "tlsv1.2", "dtlsv1", "dtlsv1.2")
 SSL_CIPHER_LEVELS: Final = ("all", "low", "medium", "fips", "high")
+#: ``icmp`` command type keywords → ICMP type numbers (the ASA's ICMP type list)
+ICMP_TYPES: Final[dict[str, int]] = {
+    "echo-reply": 0,
+    "unreachable": 3,
+    "source-quench": 4,
+    "redirect": 5,
+    "alternate-address": 6,
+    "echo": 8,
+    "router-advertisement": 9,
+    "router-solicitation": 10,
+    "time-exceeded": 11,
+    "parameter-problem": 12,
+    "timestamp-request": 13,
+    "timestamp-reply": 14,
+    "information-request": 15,
+    "information-reply": 16,
+    "mask-request": 17,
+    "mask-reply": 18,
+    "traceroute": 30,
+    "conversion-error": 31,
+    "mobile-redirect": 32,
+}
 LOG_LEVELS: Final = (
     "emergencies",
     "alerts",
@@ -362,7 +393,56 @@ class LoggingConfig:
     enabled: bool = False
     timestamp: bool = False
     buffered_level: int | None = None  # 0 (emergencies) .. 7 (debugging)
+    #: ``logging trap <level>``: what the ``logging host`` destinations get (None: nothing)
+    trap_level: int | None = None
+    #: ``logging facility <16-23>`` of the syslog datagrams (20 = local4)
+    facility: int = DEFAULT_SYSLOG_FACILITY
     hosts: tuple[LoggingHost, ...] = ()
+
+
+_ANY: Final = IPv4Address(0)
+_HOST_MASK: Final = IPv4Address(0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class IcmpRule:
+    """``icmp {permit|deny} {any|host A|A MASK} [icmp-type] <nameif>``.
+
+    On a real ASA these rules govern ICMP addressed *to the ASA's interface*. The mock
+    also uses them as its knob for "ICMP blocked between the ASA and the inside server"
+    (a model, documented in docs/mock-asa-mtu.md): before it sends an ICMP 3/4 toward an
+    inside host it asks :meth:`AsaConfig.icmp_permits` with type ``unreachable`` on
+    ``inside``. ``any`` is stored as ``0.0.0.0 0.0.0.0``, ``host A`` as ``A
+    255.255.255.255``; ``icmp_type`` is a keyword of :data:`ICMP_TYPES` or a number
+    without a keyword (None: every type).
+    """
+
+    action: str  # "permit" | "deny"
+    address: IPv4Address
+    mask: IPv4Address
+    icmp_type: str | None
+    interface: str
+
+    def matches(self, address: IPv4Address, icmp_type: str, interface: str) -> bool:
+        """Whether the rule applies to ICMP of ``icmp_type`` with peer ``address`` on
+        ``interface``."""
+        mask = int(self.mask)
+        return (
+            self.interface == interface
+            and (self.icmp_type is None or self.icmp_type == icmp_type)
+            and int(address) & mask == int(self.address) & mask
+        )
+
+    def render(self) -> str:
+        """The running-config line."""
+        if self.mask == _ANY and self.address == _ANY:
+            where = "any"
+        elif self.mask == _HOST_MASK:
+            where = f"host {self.address}"
+        else:
+            where = f"{self.address} {self.mask}"
+        kind = "" if self.icmp_type is None else f" {self.icmp_type}"
+        return f"icmp {self.action} {where}{kind} {self.interface}"
 
 
 def _by(items: Iterable[T], key: Callable[[T], str], name: str) -> T | None:
@@ -385,6 +465,7 @@ class AsaConfig:
     tcpmss: int = DEFAULT_TCPMSS  # 0 = disabled
     ssl_ciphers: tuple[SslCipher, ...] = ()  # only the non-default ones
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    icmp_rules: tuple[IcmpRule, ...] = ()  # in order: the first match decides
 
     # ----------------------------------------------------------------- look-ups
     def interface(self, hardware_id: str) -> Interface | None:
@@ -409,6 +490,16 @@ class AsaConfig:
 
     def tunnel_group(self, name: str) -> TunnelGroup | None:
         return _by(self.tunnel_groups, lambda t: t.name, name)
+
+    def icmp_permits(self, address: IPv4Address | str, icmp_type: str, interface: str) -> bool:
+        """``icmp`` rules: the first rule matching decides; no match permits (model: the
+        ASA adds an implicit deny once any rule exists, which the mock does not, so that
+        an unrelated ``icmp permit … echo`` cannot silently black-hole PMTUD)."""
+        addr = IPv4Address(address)
+        for rule in self.icmp_rules:
+            if rule.matches(addr, icmp_type, interface):
+                return rule.action == "permit"
+        return True
 
     def ssl_cipher(self, version: str) -> SslCipher:
         """The effective ``ssl cipher`` setting of ``version`` (default ``medium``)."""
@@ -741,6 +832,11 @@ class LoggingChanged(ConfigEvent):
     pass
 
 
+@dataclass(frozen=True)
+class IcmpRulesChanged(ConfigEvent):
+    """``icmp`` rules added, removed or reordered."""
+
+
 def _diff_named(
     old: Sequence[T],
     new: Sequence[T],
@@ -810,6 +906,8 @@ def diff_configs(old: AsaConfig, new: AsaConfig) -> list[ConfigEvent]:
     ]
     if old.logging != new.logging:
         out.append(LoggingChanged())
+    if old.icmp_rules != new.icmp_rules:
+        out.append(IcmpRulesChanged())
     return out
 
 
@@ -1048,6 +1146,21 @@ class HostPort(Elem):
             raise _NoMatch
         proto = {"17": "udp", "6": "tcp"}.get(m[1], m[1].lower())
         return (proto, int(m[2]))
+
+
+class IcmpType(Elem):
+    """An ``icmp`` type: a keyword of :data:`ICMP_TYPES` or a number 0–255 (stored as the
+    keyword when there is one)."""
+
+    keywords = tuple(ICMP_TYPES)
+
+    def match(self, tok: Token, kw: str | None, cfg: AsaConfig) -> object:
+        if kw in ICMP_TYPES:
+            return kw
+        if _DIGITS.fullmatch(tok.text) and int(tok.text) <= 255:
+            n = int(tok.text)
+            return next((k for k, v in ICMP_TYPES.items() if v == n), str(n))
+        raise _NoMatch
 
 
 class Many(Elem):
@@ -1353,6 +1466,14 @@ def _h_log_buffered(ctx: CommandContext, a: Args) -> None:
     ctx.cfg = replace(ctx.cfg, logging=replace(ctx.cfg.logging, buffered_level=a.num(0)))
 
 
+def _h_log_trap(ctx: CommandContext, a: Args) -> None:
+    ctx.cfg = replace(ctx.cfg, logging=replace(ctx.cfg.logging, trap_level=a.num(0)))
+
+
+def _h_log_facility(ctx: CommandContext, a: Args) -> None:
+    ctx.cfg = replace(ctx.cfg, logging=replace(ctx.cfg.logging, facility=a.num(0)))
+
+
 def _log_key(h: LoggingHost) -> str:
     return f"{h.interface} {h.address}"
 
@@ -1369,6 +1490,52 @@ def _h_log_host(ctx: CommandContext, a: Args) -> None:
 def _h_no_log_host(ctx: CommandContext, a: Args) -> None:
     hosts = _without(ctx.cfg.logging.hosts, f"{a.text(0)} {a.addr(1)}", _log_key)
     ctx.cfg = replace(ctx.cfg, logging=replace(ctx.cfg.logging, hosts=hosts))
+
+
+def _icmp_rule(form: str, typed: bool) -> Handler:
+    """``[no] icmp {permit|deny} {any|host A|A MASK} [type] <nameif>``; ``form`` is
+    ``add`` or ``remove``, a dash, and ``any``, ``host`` or ``net``."""
+    op, where = form.split("-")
+
+    def h(ctx: CommandContext, a: Args) -> None:
+        i = 1
+        if where == "any":
+            addr, mask = _ANY, _ANY
+        elif where == "host":
+            addr, mask, i = a.addr(1), _HOST_MASK, 2
+        else:
+            addr, mask, i = a.addr(1), a.addr(2), 3
+        icmp_type = a.text(i) if typed else None
+        rule = IcmpRule(a.text(0), addr, mask, icmp_type, a.text(i + 1 if typed else i))
+        rules = ctx.cfg.icmp_rules
+        if op == "remove":
+            rules = tuple(r for r in rules if r != rule)
+        elif rule not in rules:
+            rules = (*rules, rule)
+        ctx.cfg = replace(ctx.cfg, icmp_rules=rules)
+
+    return h
+
+
+def _icmp_commands() -> tuple[Command, ...]:
+    out: list[Command] = []
+    action = Choice("permit", "deny")
+    nameifs: tuple[tuple[str, str, Elem], ...] = (
+        ("add", "icmp", _NAMEIF),
+        ("remove", "no icmp", Word()),  # the interface may be gone
+    )
+    for op, prefix, nameif in nameifs:
+        wheres: tuple[tuple[str, tuple[str | Elem, ...]], ...] = (
+            ("any", ("any",)),
+            ("host", ("host", Addr())),
+            ("net", (Addr(), Addr(netmask=True))),
+        )
+        for where, elems in wheres:
+            out.append(cmd(_icmp_rule(f"{op}-{where}", False), prefix, action, *elems, nameif))
+            out.append(
+                cmd(_icmp_rule(f"{op}-{where}", True), prefix, action, *elems, IcmpType(), nameif)
+            )
+    return tuple(out)
 
 
 # ----------------------------------------------------------------- interface mode
@@ -1642,6 +1809,11 @@ CONFIG_COMMANDS: Final = (
     cmd(_h_log_host, "logging host", _NAMEIF, Addr()),
     cmd(_h_log_host, "logging host", _NAMEIF, Addr(), HostPort()),
     cmd(_h_no_log_host, "no logging host", Word(), Addr(), Rest()),
+    *_icmp_commands(),
+    cmd(_h_log_trap, "logging trap", Level()),
+    cmd(_set_log(trap_level=None), "no logging trap", Rest()),
+    cmd(_h_log_facility, "logging facility", Int(16, 23)),
+    cmd(_set_log(facility=DEFAULT_SYSLOG_FACILITY), "no logging facility", Rest()),
 )
 
 INTERFACE_COMMANDS: Final = (
@@ -1921,6 +2093,10 @@ def _render_logging(cfg: AsaConfig) -> list[str]:
         out.append("logging timestamp")
     if lg.buffered_level is not None:
         out.append(f"logging buffered {LOG_LEVELS[lg.buffered_level]}")
+    if lg.trap_level is not None:
+        out.append(f"logging trap {LOG_LEVELS[lg.trap_level]}")
+    if lg.facility != DEFAULT_SYSLOG_FACILITY:
+        out.append(f"logging facility {lg.facility}")
     for h in lg.hosts:
         port = (
             ""
@@ -1929,6 +2105,10 @@ def _render_logging(cfg: AsaConfig) -> list[str]:
         )
         out.append(f"logging host {h.interface} {h.address}{port}")
     return out
+
+
+def _render_icmp(cfg: AsaConfig) -> list[str]:
+    return [r.render() for r in cfg.icmp_rules]
 
 
 def _render_pools(cfg: AsaConfig) -> list[str]:
@@ -1968,6 +2148,7 @@ SECTIONS: Final[dict[str, Callable[[AsaConfig], list[str]]]] = {
     "interface": _render_interfaces,
     "logging": _render_logging,
     "ip local pool": _render_pools,
+    "icmp": _render_icmp,
     "sysopt": _render_sysopt,
     "ssl": _render_ssl,
     "webvpn": _render_webvpn,
@@ -1983,7 +2164,8 @@ def render_running_config(
     """``show running-config [section [name]]`` as lines.
 
     ``section`` is one of :data:`SECTIONS` (``webvpn``, ``group-policy``, ``tunnel-group``,
-    ``interface``, ``username``, ``ip local pool``, ``logging``, ``sysopt``, ``ssl``);
+    ``interface``, ``username``, ``ip local pool``, ``icmp``, ``logging``, ``sysopt``,
+    ``ssl``);
     ``name`` narrows ``group-policy``/``tunnel-group`` to one object.
     ``parse_config("\\n".join(render_running_config(cfg))) == cfg``.
     """

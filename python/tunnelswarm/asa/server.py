@@ -45,16 +45,55 @@ of this package; this module only moves bytes and time:
   (``ssl cipher dtlsv1|dtlsv1.2``) that the client offers: ``X-DTLS-CipherSuite`` first,
   ``X-DTLS12-CipherSuite`` as the fallback. DTLS DPD payloads are echoed (openconnect's
   MTU probe needs it).
-* **Inside hosts** (the ``inside`` interface address and :attr:`MockAsaConfig.inside_hosts`)
-  answer ICMP echo and UDP echo. Every packet toward a client goes through
-  :meth:`~tunnelswarm.asa.mtu.AsaMtu.decide` on the channel it would use: too big with DF
-  → dropped, ``mp-svc-no-fragment`` counted, ``%ASA-6-722036`` logged; too big without DF
-  → fragmented.
-* **Syslog** goes through a :class:`~tunnelswarm.asa.syslog.SyslogRouter` to the
-  ``show logging`` buffer and the optional stdout / file / UDP sinks.
+* **Inside network** (:class:`~tunnelswarm.asa.inside.InsideNetwork`, sans-IO): the
+  ``inside`` interface's network plus :attr:`MockAsaConfig.inside_hosts`; its hosts answer
+  ICMP echo, UDP echo and the TCP port 80 "web server" flow model (docs/mock-asa-mtu.md).
+  A packet out of a tunnel larger than that channel's tunnel MTU logs ``%ASA-3-722035``
+  (counted in :attr:`MockAsa.forwarding`, still forwarded: a model). Everything the inside
+  hosts send, replies and retransmissions alike, goes through :meth:`MockAsa.send_to_client`,
+  i.e. :meth:`~tunnelswarm.asa.mtu.AsaMtu.decide` on the channel it would use: too big with
+  DF → dropped, ``mp-svc-no-fragment`` counted, ``%ASA-6-722036`` logged, and an ICMP 3/4
+  carrying the channel's tunnel MTU is sent back to the inside sender with
+  ``%ASA-6-602101`` — unless an ``icmp deny`` rule for ``unreachable`` on ``inside``
+  matches the sender (a PMTUD black hole); too big without DF (or with ``anyconnect ssl
+  df-bit-ignore enable``) → fragmented. One task runs the flows' timers, asleep until
+  the model's next deadline.
+* **Syslog** follows the ``logging`` configuration live, as on an ASA:
+  ``logging enable`` gates every ASA destination (with ``no logging enable`` nothing is
+  logged anywhere, not even to the buffer); ``logging buffered <level>`` feeds the ``show
+  logging`` buffer (no level: the buffer gets nothing); ``logging trap <level>`` is what
+  each ``logging host <nameif> <ip> [udp/<port>]`` receives as RFC 3164 datagrams
+  (:class:`~tunnelswarm.asa.syslog.UdpSyslogSink`, ``logging facility``, HOST = the
+  hostname; no trap level: the hosts get nothing); ``logging timestamp`` puts the ASA
+  timestamp on buffer lines and into the datagrams' TIMESTAMP field (without it the
+  buffer lines are bare and the datagrams carry RFC 3164's ``Mmm dd hh:mm:ss``). Host
+  destinations must be loopback addresses (the sink refuses others; ``tcp/<port>`` is
+  not modelled): such a host is skipped with a one-line note on the admin console and in
+  :attr:`MockAsa.errors`. The operator's taps given on the command line (``--syslog``
+  stdout / file / UDP) are *not* ASA destinations: they see every message at every level
+  whatever the configuration says, so that a mock run is never silent by accident.
+  (Two :class:`~tunnelswarm.asa.syslog.SyslogRouter` objects: :attr:`MockAsa.syslog` for
+  the ASA's destinations, :attr:`MockAsa.taps` for the operator's.)
+* **Version personality**: a live ``asa-version`` change switches ``show version``, the
+  CSCuh61321 rule and the ``show asp table socket`` layout at once (see
+  :meth:`~tunnelswarm.asa.asp.SocketTable.set_version` for pending DTLS port changes).
+* **Junk datagrams** on the DTLS port are dropped and counted, never answered, and never
+  end a session (anyone can send a datagram with a client's source address): junk from an
+  address with no DTLS connection and records a connection cannot parse or authenticate
+  count ``mp-svc-bad-framing``; a ClientHello for no registered session counts
+  ``mp-svc-no-session`` (so does tunnel data arriving for a session that is gone). One
+  ``%ASA-6-725006`` line per source address per :data:`JUNK_LOG_INTERVAL` seconds reports
+  them -- a model: the message is the ASA's failed-handshake message, its use for DTLS
+  junk is ours.
 
 Bad input from a client (TLS garbage, broken HTTP, broken CSTP framing, hostile XML)
-ends that client's connection with a syslog line, never the server.
+ends that client's connection with a syslog line, never the server: ``%ASA-6-725006`` for a
+failed TLS handshake, ``%ASA-4-722001`` (error parsing SVC connect request) for HTTP or XML
+it cannot parse before a session exists (and ``404``, then close, for a CONNECT to another
+path than ``/CSCOSSLC/tunnel``), ``%ASA-4-722003`` and ``401`` (then close) for a
+CONNECT whose cookie names no session, and for broken CSTP framing ``mp-svc-bad-framing``
+plus the session's ``%ASA-5-722037 … SVC closing connection: <reason>.`` (the Parent
+session stays resumable, as after any transport loss).
 """
 
 from __future__ import annotations
@@ -68,11 +107,11 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from xml.sax.saxutils import escape
 
 import h11
@@ -83,17 +122,17 @@ from tunnelswarm._core import (
     CstpConnection,
     DtlsEndpoint,
     DtlsEvent,
-    icmp_echo_reply,
-    udp_echo_reply,
 )
 from tunnelswarm.asa.asp import AspDropCounters, SocketTable
 from tunnelswarm.asa.certs import Identity, load_or_create_identity
 from tunnelswarm.asa.config import (
     AsaConfig,
+    AsaVersionChanged,
     ConfigEvent,
     ConfigStore,
     DtlsPortChanged,
     EffectivePolicy,
+    HostnameChanged,
     InterfaceChanged,
     InterfaceDisabled,
     InterfaceEnabled,
@@ -107,6 +146,13 @@ from tunnelswarm.asa.config import (
     parse_config,
 )
 from tunnelswarm.asa.console import AdminConsole, ShowRegistry
+from tunnelswarm.asa.inside import (
+    Delivery,
+    FlowParams,
+    ForwardCounters,
+    InsideNetwork,
+    icmp_frag_needed,
+)
 from tunnelswarm.asa.mtu import (
     ASP_DROP_NO_FRAGMENT,
     AsaMtu,
@@ -126,10 +172,12 @@ from tunnelswarm.asa.sessiondb import (
     SessionLimits,
     TunnelKind,
     asa_cipher_names,
+    render_vpn_sessiondb,
     render_vpn_sessiondb_anyconnect,
     render_vpn_sessiondb_summary,
 )
 from tunnelswarm.asa.syslog import (
+    SEVERITY_NAMES,
     BufferSink,
     FileSink,
     SessionRef,
@@ -143,8 +191,13 @@ from tunnelswarm.asa.syslog import (
     dtls_disabled_no_cipher,
     first_svc_connection,
     new_svc_connection_replacing,
+    pmtud_packet_too_big,
+    received_large_packet,
     session_disconnected,
+    ssl_handshake_failed,
     svc_closing_connection,
+    svc_connect_auth_error,
+    svc_connect_parse_error,
     svc_connection_established,
     svc_connection_terminated,
     transmitting_large_packet,
@@ -152,8 +205,12 @@ from tunnelswarm.asa.syslog import (
     webvpn_session_terminated,
 )
 from tunnelswarm.drive.dtls_server import DtlsUdpServer
+from tunnelswarm.drive.memnet import MemListener, MemNetwork, MemUdpSocket
 from tunnelswarm.drive.stream import now_us
-from tunnelswarm.errors import ConfigError, TunnelswarmError
+from tunnelswarm.errors import ConfigError, CstpFramingError, TunnelswarmError
+
+if TYPE_CHECKING:  # a Literal alias of the stub only
+    from tunnelswarm._core import DatagramDrop
 
 __all__ = [
     "DEFAULT_CONFIG_TEXT",
@@ -168,6 +225,12 @@ __all__ = [
 
 #: how often session timers are checked (seconds)
 EXPIRY_TICK: Final = 0.5
+#: at most one junk-datagram syslog line per source address per this many seconds
+JUNK_LOG_INTERVAL: Final = 60.0
+#: source addresses remembered for that rate limit (the oldest is forgotten first)
+JUNK_LOG_SOURCES: Final = 4096
+#: receive/send buffer asked for on the shared DTLS socket
+UDP_BUFFER_BYTES: Final = 8 * 1024 * 1024
 #: the Lease-Duration an ASA sends without ``vpn-session-timeout`` (UNCONFIRMED: 14 days)
 DEFAULT_LEASE: Final = 1209600
 MAX_HTTP_BODY: Final = 65536
@@ -233,6 +296,13 @@ def _one_line(e: BaseException) -> str:
     return " ".join(f"{type(e).__name__}: {e}".split())
 
 
+def _leaf(e: BaseException) -> BaseException:
+    """The one exception inside (nested) single-exception groups, e.g. from a nursery."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e
+
+
 # ============================================================== configuration
 @dataclass(frozen=True)
 class MockAsaConfig:
@@ -253,8 +323,11 @@ class MockAsaConfig:
     syslog_stdout: bool = False
     syslog_file: Path | None = None
     syslog_udp: tuple[str, int] | None = None
-    #: emulated inside hosts answering ICMP/UDP echo, besides the ``inside`` interface
+    #: more inside addresses or prefixes (``"192.0.2.0/24"``) besides the ``inside``
+    #: interface's network; their hosts answer echo and the web-server flow model
     inside_hosts: tuple[str, ...] = ()
+    #: the inside web-server flow model's knobs (window, RTO, retries, flow limit)
+    inside_flows: FlowParams = field(default_factory=FlowParams)
     #: ``X-CSTP-Split-Include`` networks (``a.b.c.d/m.m.m.m``); None = the inside network
     split_include: tuple[str, ...] | None = None
     #: ``show logging`` buffer size in bytes
@@ -262,6 +335,12 @@ class MockAsaConfig:
     #: multiplies the idle/session/disconnected timeouts the server enforces (not the
     #: advertised values); tests use 1/60 so that a configured minute lasts a second
     time_scale: float = 1.0
+    #: serve on an in-memory network instead of real sockets (virtual-time scenarios):
+    #: listeners bind :attr:`listen` on it at the configuration's own ports (no offset)
+    network: MemNetwork | None = None
+    #: the wall clock of syslog timestamps and ``show`` output (default ``datetime.now``;
+    #: virtual-time runs pass one that follows Trio's clock)
+    wall_clock: Callable[[], datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +437,14 @@ class _Reply:
     switch: bool = False
 
 
+def _peer_of(stream: trio.abc.Stream) -> Any:
+    """The remote ``(address, port)`` of a socket stream or an in-memory stream."""
+    sock = getattr(stream, "socket", None)
+    if sock is not None:
+        return sock.getpeername()
+    return stream.getpeername()  # type: ignore[attr-defined]
+
+
 @dataclass
 class _Listener:
     protocol: Literal["SSL", "DTLS"]
@@ -366,19 +453,21 @@ class _Listener:
     scope: trio.CancelScope
     udp: socket.socket | None = None
     tcp: trio.socket.SocketType | None = None
+    mem_tcp: MemListener | None = None
+    mem_udp: MemUdpSocket | None = None
 
 
 class _Conn:
     """One TCP connection from a client."""
 
     def __init__(
-        self, asa: MockAsa, stream: trio.SocketStream, conn: CstpConnection, nameif: str
+        self, asa: MockAsa, stream: trio.abc.Stream, conn: CstpConnection, nameif: str
     ) -> None:
         self.asa = asa
         self.stream = stream
         self.conn = conn
         self.nameif = nameif
-        peer: Any = stream.socket.getpeername()
+        peer: Any = _peer_of(stream)
         self.peer_ip: str = str(peer[0])
         self.peer_port: int = int(peer[1])
         self.lock = trio.Lock()
@@ -441,38 +530,55 @@ class MockAsa:
         self.sockets = SocketTable(asa.asa_version)
         self.shows = ShowRegistry()
         self._register_shows()
-        # syslog
-        level = asa.logging.buffered_level
+        # syslog: the ASA's destinations (``logging …``) and the operator's taps
+        #: one-line reasons of client connections that ended in an error (and notes)
+        self.errors: list[str] = []
+        self._notices: list[str] = []  # for the admin console, drained by admin_line
         self.syslog_buffer = BufferSink(
-            "debugging" if level is None else level, buffer_size=config.log_buffer_size
+            asa.logging.buffered_level or 0, buffer_size=config.log_buffer_size
         )
-        self.syslog = SyslogRouter([self.syslog_buffer])
+        #: the ASA destinations: buffer and ``logging host``s, gated by ``logging enable``
+        self.syslog = SyslogRouter()
+        self._hosts: dict[tuple[str, int], tuple[UdpSyslogSink, tuple[int, int, str, bool]]] = {}
+        #: the command line's taps (stdout, file, UDP): every message, whatever the config
+        self.taps = SyslogRouter()
         self._closers: list[FileSink | UdpSyslogSink] = []
         if config.syslog_stdout:
-            self.syslog.add(TextStreamSink(sys.stdout))
+            self.taps.add(TextStreamSink(sys.stdout))
         if config.syslog_file is not None:
             fs = FileSink(config.syslog_file)
             self._closers.append(fs)
-            self.syslog.add(fs)
+            self.taps.add(fs)
         if config.syslog_udp is not None:
-            us = UdpSyslogSink(*config.syslog_udp, hostname=asa.hostname)
+            us = UdpSyslogSink(*config.syslog_udp, "debugging", hostname=asa.hostname)
             self._closers.append(us)
-            self.syslog.add(us)
+            self.taps.add(us)
+        self._trap_logged = 0  # messages at the trap level ("message lines logged")
+        self._apply_logging()
+        self._junk_logged: dict[str, float] = {}  # source IP -> when it was last logged
         # DTLS
         self.endpoint = DtlsEndpoint(secrets.token_bytes(32))
         self._dtls_conns: dict[bytes, _Conn] = {}
-        self._dtls_server = DtlsUdpServer(self.endpoint, self._on_dtls_event)
+        self._dtls_server = DtlsUdpServer(
+            self.endpoint, self._on_dtls_event, on_datagram=self._udp_datagram
+        )
         # runtime
         self.conns: list[_Conn] = []
         self._by_session: dict[int, _Conn] = {}
         self._listeners: dict[str, _Listener] = {}
         self._opaques: dict[str, str] = {}  # aggauth-handle -> tunnel group
+        # the inside network and the forwarding path (see _to_inside)
+        self.forwarding = ForwardCounters()
+        self._inside_cfg = self.store.config
+        self.inside = InsideNetwork(
+            self._inside_networks(), config.inside_flows, seed=secrets.randbits(64)
+        )
+        self._inside_sleep = math.inf
+        self._inside_wake = trio.Event()
         self._ever_connected: set[int] = set()
         self._nursery: trio.Nursery | None = None
         self.offset: int | None = None
         self.admin_port: int | None = None
-        #: one-line reasons of client connections that ended in an error
-        self.errors: list[str] = []
 
     # ---------------------------------------------------------------- views
     @property
@@ -503,12 +609,14 @@ class MockAsa:
             return str(iface.ip_address)
         return self.config.listen
 
-    def _inside_hosts(self) -> set[bytes]:
-        hosts = set(self.config.inside_hosts)
+    def _inside_networks(self) -> list[str]:
+        """The inside network's prefixes: the ``inside`` interface's network (its address
+        alone without a mask), then :attr:`MockAsaConfig.inside_hosts`."""
+        nets = list(self.config.inside_hosts)
         inside = self.asa_config.interface_by_nameif("inside")
         if inside is not None and inside.ip_address is not None:
-            hosts.add(str(inside.ip_address))
-        return {ipaddress.IPv4Address(h).packed for h in hosts}
+            nets.insert(0, f"{inside.ip_address}/{inside.netmask or '255.255.255.255'}")
+        return nets
 
     def _split_include(self) -> list[str]:
         if self.config.split_include is not None:
@@ -519,8 +627,75 @@ class MockAsa:
         net = ipaddress.IPv4Network(f"{inside.ip_address}/{inside.netmask}", strict=False)
         return [_netmask_prefix(net)]
 
+    def _wall(self) -> datetime:
+        clock = self.config.wall_clock
+        return datetime.now() if clock is None else clock()
+
     def log(self, message: SyslogMessage) -> None:
-        self.syslog.emit(message, datetime.now())
+        at = self._wall()
+        record = self.syslog.emit(message, at)
+        trap = self.asa_config.logging.trap_level
+        if record is not None and trap is not None and record.severity <= trap:
+            self._trap_logged += 1
+        self.taps.emit(message, at)
+
+    def _notice(self, text: str) -> None:
+        """A one-line note for the admin console (and :attr:`errors`)."""
+        self.errors.append(text)
+        self._notices.append(text)
+
+    def _apply_logging(self) -> None:
+        """Make the ASA destinations follow the ``logging`` configuration (module
+        docstring): the gate, the buffer's level and timestamps, the host sinks."""
+        cfg = self.asa_config
+        lg = cfg.logging
+        self.syslog.enabled = lg.enabled
+        buf = self.syslog_buffer
+        buf.timestamp = lg.timestamp
+        self.syslog.remove(buf)
+        if lg.buffered_level is not None:
+            buf.level = lg.buffered_level
+            self.syslog.sinks.insert(0, buf)
+        want: dict[tuple[str, int], tuple[int, int, str, bool]] = {}
+        if lg.trap_level is not None:
+            for h in lg.hosts:
+                if h.protocol != "udp":
+                    self._notice(
+                        f"logging host {h.interface} {h.address} {h.protocol}/{h.port} not "
+                        "used: the mock sends syslog over UDP only"
+                    )
+                    continue
+                want[(str(h.address), h.port)] = (
+                    lg.trap_level,
+                    lg.facility,
+                    cfg.hostname,
+                    lg.timestamp,
+                )
+        for key, (sink, params) in list(self._hosts.items()):
+            if want.get(key) != params:
+                del self._hosts[key]
+                self.syslog.remove(sink)
+                self._closers.remove(sink)
+                sink.close()
+        for key, params in want.items():
+            if key in self._hosts:
+                continue
+            level, facility, hostname, stamp = params
+            try:
+                sink = UdpSyslogSink(
+                    key[0],
+                    key[1],
+                    level,
+                    facility=facility,
+                    hostname=hostname,
+                    asa_timestamp=stamp,
+                )
+            except (ConfigError, OSError) as e:
+                self._notice(f"logging host {key[0]} not used: {_one_line(e)}")
+                continue
+            self._hosts[key] = (sink, params)
+            self._closers.append(sink)
+            self.syslog.add(sink)
 
     def _register_shows(self) -> None:
         def lines(text: str) -> list[str]:
@@ -532,7 +707,7 @@ class MockAsa:
             "vpn-sessiondb anyconnect",
             lambda cfg, w: lines(
                 render_vpn_sessiondb_anyconnect(
-                    list(self.sessiondb), trio.current_time(), datetime.now()
+                    list(self.sessiondb), trio.current_time(), self._wall()
                 )
             ),
         )
@@ -541,15 +716,44 @@ class MockAsa:
             lambda cfg, w: lines(render_vpn_sessiondb_summary(self.sessiondb.summary())),
         )
         self.shows.register("logging", lambda cfg, w: self._show_logging(cfg))
+        # after the longer forms: the console takes the first match
+        self.shows.register(
+            "vpn-sessiondb",
+            lambda cfg, w: lines(render_vpn_sessiondb(self.sessiondb.summary())),
+        )
 
     def _show_logging(self, cfg: AsaConfig) -> list[str]:
+        """``show logging``: the ASA's header (the lines the mock models; spacing as in
+        common ASA output, UNCONFIRMED) and the buffered lines."""
         lg = cfg.logging
+
+        def onoff(flag: bool) -> str:
+            return "enabled" if flag else "disabled"
+
+        buffer = "disabled"
+        if lg.buffered_level is not None:
+            buffer = (
+                f"level {SEVERITY_NAMES[lg.buffered_level]}, "
+                f"{self.syslog_buffer.logged} messages logged"
+            )
+        trap = "disabled"
+        if lg.trap_level is not None:
+            trap = (
+                f"level {SEVERITY_NAMES[lg.trap_level]}, facility {lg.facility}, "
+                f"{self._trap_logged} message lines logged"
+            )
         head = [
-            f"Syslog logging: {'enabled' if lg.enabled else 'disabled'}",
-            f"    Timestamp logging: {'enabled' if lg.timestamp else 'disabled'}",
-            f"    Buffer logging: level {self.syslog_buffer.level}, "
-            f"{self.syslog_buffer.logged} messages logged",
+            f"Syslog logging: {onoff(lg.enabled)}",
+            f"    Facility: {lg.facility}",
+            f"    Timestamp logging: {onoff(lg.timestamp)}",
+            f"    Buffer logging: {buffer}",
+            f"    Trap logging: {trap}",
         ]
+        for h in lg.hosts:
+            port = "" if (h.protocol, h.port) == ("udp", 514) else f" {h.protocol}/{h.port}"
+            used = (str(h.address), h.port) in self._hosts
+            note = "" if used or lg.trap_level is None else "  (not used by the mock)"
+            head.append(f"        Logging to {h.interface} {h.address}{port}{note}")
         return head + self.syslog_buffer.lines()
 
     # ---------------------------------------------------------------- run
@@ -570,6 +774,7 @@ class MockAsa:
                     self.admin_port = await self._listen_admin(nursery, host, port)
                 nursery.start_soon(self._expiry_loop)
                 nursery.start_soon(self._dtls_server.run_timers)
+                nursery.start_soon(self._inside_timers)
                 task_status.started(self.info())
         finally:
             for c in self._closers:
@@ -620,9 +825,10 @@ class MockAsa:
                         )
             elif isinstance(ev, (PoolChanged, PoolRemoved)):
                 self.pools.update_pools(self.asa_config.pools)
-            elif isinstance(ev, LoggingChanged):
-                level = self.asa_config.logging.buffered_level
-                self.syslog_buffer.level = "debugging" if level is None else level
+            elif isinstance(ev, (LoggingChanged, HostnameChanged)):
+                self._apply_logging()  # the hostname is the datagrams' HOST field
+            elif isinstance(ev, AsaVersionChanged):
+                self.sockets.set_version(ev.new)
         if evs:
             self._reconcile()
 
@@ -666,6 +872,11 @@ class MockAsa:
         if lst is None:
             return
         lst.scope.cancel()
+        if lst.mem_tcp is not None:
+            lst.mem_tcp.close()
+        if lst.mem_udp is not None:
+            self._dtls_server.forget_socket(lst.mem_udp)
+            lst.mem_udp.close()
         if lst.tcp is not None:
             lst.tcp.close()  # now, so that the port can be bound again at once
         if lst.udp is not None:
@@ -679,6 +890,12 @@ class MockAsa:
     def _bind_first(self, ssl_port: int, dtls_port: int | None) -> None:
         """Bind the first SSL listener at :attr:`MockAsaConfig.port` (0: a free port whose
         UDP twin is free too) and fix the port offset."""
+        if self.config.network is not None:
+            self.offset = 0  # an in-memory network has the ports to itself
+            self._bind_tcp(ssl_port)
+            if dtls_port is not None:
+                self._bind_udp(dtls_port)
+            return
         want = self.config.port
         for _ in range(50):
             tcp = self._tcp_socket(want)
@@ -724,6 +941,11 @@ class MockAsa:
     def _udp_socket(self, port: int) -> socket.socket:
         sock = socket.socket(self._family(), socket.SOCK_DGRAM)
         try:
+            # every client's DTLS shares this socket: a default-sized buffer overflows when
+            # thousands of DPDs and keepalives arrive while the loop is busy (the kernel
+            # caps the value at net.core.rmem_max / wmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UDP_BUFFER_BYTES)
             sock.bind((self.config.listen, port))
             sock.setblocking(False)
         except OSError as e:
@@ -736,11 +958,27 @@ class MockAsa:
 
     def _bind_tcp(self, asa_port: int) -> None:
         real = self._real(asa_port)
-        self._start_tcp(self._tcp_socket(real), asa_port, real)
+        net = self.config.network
+        if net is None:
+            self._start_tcp(self._tcp_socket(real), asa_port, real)
+            return
+        assert self._nursery is not None
+        mem = net.listen(self.config.listen, real)
+        scope = trio.CancelScope()
+        self._listeners["SSL"] = _Listener("SSL", asa_port, real, scope, mem_tcp=mem)
+        self._nursery.start_soon(self._accept_loop, mem, scope, self.config.interface)
 
     def _bind_udp(self, asa_port: int) -> None:
         real = self._real(asa_port)
-        self._start_udp(self._udp_socket(real), asa_port, real)
+        net = self.config.network
+        if net is None:
+            self._start_udp(self._udp_socket(real), asa_port, real)
+            return
+        assert self._nursery is not None
+        sock = net.bind_udp(self.config.listen, real)
+        scope = trio.CancelScope()
+        self._listeners["DTLS"] = _Listener("DTLS", asa_port, real, scope, mem_udp=sock)
+        self._nursery.start_soon(self._mem_udp_loop, sock, scope)
 
     def _start_tcp(self, sock: socket.socket, asa_port: int, real: int) -> None:
         assert self._nursery is not None
@@ -757,7 +995,7 @@ class MockAsa:
         self._nursery.start_soon(self._udp_loop, sock, scope)
 
     async def _accept_loop(
-        self, listener: trio.SocketListener, scope: trio.CancelScope, nameif: str
+        self, listener: trio.abc.Listener[Any], scope: trio.CancelScope, nameif: str
     ) -> None:
         with scope:
             try:
@@ -782,9 +1020,45 @@ class MockAsa:
         with scope:
             await self._dtls_server.serve_socket(sock)  # closes sock
 
+    async def _mem_udp_loop(self, sock: MemUdpSocket, scope: trio.CancelScope) -> None:
+        with scope:
+            await self._dtls_server.serve_mem_socket(sock)  # closes sock
+
+    def _udp_datagram(self, peer: int, data: bytes) -> None:
+        """Every datagram read from a DTLS socket (the DtlsUdpServer hook)."""
+        verdict = self._dtls_server.datagram_in(peer, data)
+        if verdict is not None:
+            self._dtls_junk(peer, verdict)
+
+    def _dtls_junk(self, peer: int, verdict: DatagramDrop) -> None:
+        """Count a junk datagram and log it, at most once per source address per
+        :data:`JUNK_LOG_INTERVAL` (module docstring)."""
+        addr: Any = self._dtls_server.address_of(peer)
+        if verdict == "unknown-peer":
+            self._dtls_server.remove_peer(peer)  # the endpoint keeps nothing for it
+        self.drops.drop(
+            "mp-svc-no-session" if verdict == "unknown-session" else "mp-svc-bad-framing"
+        )
+        if addr is None:
+            return
+        ip, port = str(addr[0]), int(addr[1])
+        now = trio.current_time()
+        last = self._junk_logged.pop(ip, None)
+        if last is not None and now - last < JUNK_LOG_INTERVAL:
+            self._junk_logged[ip] = last  # re-inserted: the most recent source stays
+            return
+        if len(self._junk_logged) >= JUNK_LOG_SOURCES:
+            self._junk_logged.pop(next(iter(self._junk_logged)))
+        self._junk_logged[ip] = now
+        nameif = self.config.interface
+        local = self.sockets.listening_dtls_port(nameif) or self.sockets.dtls_port
+        self.log(ssl_handshake_failed(nameif, ip, port, self._iface_ip(nameif), local))
+
     def _on_dtls_event(self, key: bytes, ev: DtlsEvent) -> None:
         c = self._dtls_conns.get(key)
         if c is None or c.session is None:
+            if ev.kind == "data":
+                self.drops.drop("mp-svc-no-session")
             return
         now = trio.current_time()
         s = c.session
@@ -805,7 +1079,10 @@ class MockAsa:
             else:
                 self.log(new_svc_connection_replacing(who, "UDP"))
         elif k == "data":
-            self._from_client(c, bytes(ev.payload), TunnelKind.DTLS)
+            if self.sessiondb.get(s.index) is not s:
+                self.drops.drop("mp-svc-no-session")  # the session ended before its tunnel
+            else:
+                self._from_client(c, bytes(ev.payload), TunnelKind.DTLS)
         elif k in ("peer-dead", "closed"):
             ended = self.sessiondb.detach_dtls(
                 s, now, "DPD failure" if k == "peer-dead" else "closed"
@@ -815,25 +1092,105 @@ class MockAsa:
 
     # ---------------------------------------------------------------- data path
     def _from_client(self, c: _Conn, packet: bytes, tunnel: TunnelKind) -> None:
+        """A packet out of ``c``'s tunnel (``tunnel``: the channel it came on).
+
+        Larger than that channel's tunnel MTU (``X-CSTP-MTU`` / ``X-DTLS-MTU``) →
+        ``%ASA-3-722035 … Received large packet L (threshold T).``, counted in
+        ``forwarding.rx_large``, and still forwarded (model, UNCONFIRMED: the packet
+        arrived whole and the inside link's MTU is larger). Then onto the inside network.
+        """
         s = c.session
         if s is None:
             return
         now = trio.current_time()
         if self.sessiondb.get(s.index) is s:
             self.sessiondb.touch(s, now, bytes_in=len(packet), tunnel=tunnel)
-        if len(packet) < 20 or packet[0] >> 4 != 4:
+        mtu = c.mtu
+        if mtu is not None:
+            limit = mtu.cstp_mtu
+            if tunnel is TunnelKind.DTLS and mtu.dtls_mtu is not None:
+                limit = mtu.dtls_mtu
+            if len(packet) > limit:
+                self.forwarding.rx_large += 1
+                self.log(received_large_packet(c.who(), len(packet), limit))
+        self._to_inside(packet, s.index)
+
+    def _to_inside(self, packet: bytes, route: int) -> None:
+        """Hand ``packet`` to the inside network and tunnel what its hosts send back;
+        ``route`` is the session index the answers go to (the owner of the address)."""
+        cfg = self.asa_config
+        if cfg is not self._inside_cfg:  # a new snapshot: the inside address may have moved
+            self._inside_cfg = cfg
+            self.inside.set_hosts(self._inside_networks())
+        self._from_inside(self.inside.handle_packet(trio.current_time(), packet, route))
+        deadline = self.inside.next_deadline()
+        if deadline is not None and deadline < self._inside_sleep:
+            self._inside_wake.set()
+
+    def _from_inside(self, deliveries: list[Delivery]) -> None:
+        for route, packet in deliveries:
+            c = self._by_session.get(route)
+            if c is None:  # the session's tunnel is gone
+                self.forwarding.no_session += 1
+                self.drops.drop("mp-svc-no-session")
+                continue
+            self.send_to_client(c, packet)
+
+    async def _inside_timers(self) -> None:
+        """The inside flows' retransmission timers: one task for all of them, asleep until
+        the model's next deadline or until :meth:`_to_inside` brings an earlier one."""
+        while True:
+            deadline = self.inside.next_deadline()
+            self._inside_sleep = math.inf if deadline is None else deadline
+            self._inside_wake = trio.Event()
+            with trio.move_on_at(self._inside_sleep):
+                await self._inside_wake.wait()
+            self._inside_sleep = -math.inf  # awake: no need to be woken
+            self._from_inside(self.inside.handle_timeout(trio.current_time()))
+
+    def _icmp_source(self) -> bytes:
+        """The ASA's address on the inside network: the ``inside`` interface's, else the
+        served interface's (0.0.0.0 if that is not IPv4)."""
+        iface = self.asa_config.interface_by_nameif("inside")
+        if iface is not None and iface.ip_address is not None:
+            return iface.ip_address.packed
+        try:
+            return ipaddress.IPv4Address(self._iface_ip(self.config.interface)).packed
+        except ValueError:
+            return bytes(4)
+
+    def _frag_needed(self, s: Session, packet: bytes, mtu: int) -> None:
+        """After a DF drop: ICMP 3/4 "fragmentation needed" with next-hop MTU ``mtu`` (the
+        channel's tunnel MTU) to the inside sender, fed to the inside network, and
+        ``%ASA-6-602101`` (Cisco: "the ASA sent an ICMP destination unreachable message
+        and fragmentation is needed", so only when one is sent). Nothing — a PMTUD black
+        hole — when ``icmp deny … unreachable inside`` matches the sender (model, see
+        :class:`~tunnelswarm.asa.config.IcmpRule`) or the sender is not an inside host."""
+        src = packet[12:16]
+        if not self.inside.is_inside(src):
             return
-        if packet[16:20] not in self._inside_hosts():
+        if not self.asa_config.icmp_permits(ipaddress.IPv4Address(src), "unreachable", "inside"):
+            self.forwarding.icmp_unreachable_blocked += 1
             return
-        reply = icmp_echo_reply(packet)
-        if reply is None:
-            reply = udp_echo_reply(packet)
-        if reply is not None:
-            self.send_to_client(c, bytes(reply))
+        icmp = icmp_frag_needed(packet, mtu, self._icmp_source())
+        if icmp is None:  # about an ICMP error or a later fragment: RFC 1122 says no
+            return
+        self.forwarding.icmp_unreachable_sent += 1
+        self.log(
+            pmtud_packet_too_big(
+                len(packet),
+                mtu,
+                ipaddress.IPv4Address(packet[16:20]),
+                ipaddress.IPv4Address(src),
+                packet[9],
+            )
+        )
+        self._to_inside(icmp, s.index)
 
     def send_to_client(self, c: _Conn, packet: bytes) -> bool:
         """Tunnel ``packet`` to ``c``'s client over DTLS while it is up, else CSTP, with
-        the ASA's MTU rule (§6.4). False if it was dropped."""
+        the ASA's MTU rule (§6.4). False if it was dropped; a DF drop also answers the
+        inside sender with ICMP 3/4 (:meth:`_frag_needed`)."""
         s, mtu = c.session, c.mtu
         if s is None or mtu is None or len(packet) < 20:
             return False
@@ -846,6 +1203,7 @@ class MockAsa:
         if isinstance(decision, DropTooBig):
             self.drops.drop(ASP_DROP_NO_FRAGMENT)
             self.log(transmitting_large_packet(c.who(), len(packet), decision.threshold))
+            self._frag_needed(s, packet, decision.icmp_mtu)
             return False
         pieces = [packet]
         if isinstance(decision, Fragment):
@@ -907,7 +1265,7 @@ class MockAsa:
                 self.log(svc_closing_connection(who, t.reason))
 
     # ---------------------------------------------------------------- one client
-    async def _serve_client(self, stream: trio.SocketStream, nameif: str) -> None:
+    async def _serve_client(self, stream: trio.abc.Stream, nameif: str) -> None:
         try:
             conn = CstpConnection.server(
                 self.identity.chain_pem, self.identity.key_pem, wall_time=int(time.time())
@@ -932,21 +1290,21 @@ class MockAsa:
                 await stream.aclose()
 
     def _client_error(self, c: _Conn, e: BaseException) -> None:
+        e = _leaf(e)
         text = _one_line(e)
         self.errors.append(text)
+        if isinstance(e, CstpFramingError):
+            self.drops.drop("mp-svc-bad-framing")
         if c.conn.is_handshaking or c.conn.protocol_version is None:
             local = self._iface_ip(c.nameif)
             port = self.sockets.listening_ssl_port(c.nameif) or self.sockets.ssl_port
-            self.log(
-                SyslogMessage(
-                    6,
-                    725006,
-                    f"Device failed SSL handshake with client {c.nameif}:{c.peer_ip}/"
-                    f"{c.peer_port} to {local}/{port}",
-                )
-            )
+            self.log(ssl_handshake_failed(c.nameif, c.peer_ip, c.peer_port, local, port))
         elif c.session is not None:
             c.closing_reason = c.closing_reason or text
+        elif isinstance(e, (h11.RemoteProtocolError, ValueError, SyntaxError)):
+            # broken HTTP, hostile or broken XML (defusedxml's refusals are ValueErrors,
+            # ElementTree's ParseError a SyntaxError) before there is a session
+            self.log(svc_connect_parse_error(c.peer_ip))
         else:
             self.log(SyslogMessage(6, 722037, f"IP <{c.peer_ip}> SVC closing connection: {text}."))
 
@@ -1165,7 +1523,7 @@ class MockAsa:
         self._alloc.names = tg.address_pools
         try:
             s = self.sessiondb.create(
-                user, policy.name, tg.name, None, c.peer_ip, now, limits, wall=datetime.now()
+                user, policy.name, tg.name, None, c.peer_ip, now, limits, wall=self._wall()
             )
         except (NoAddressAvailable, SessionLimitReached) as e:
             return self._form(tg, f"Login failed: {e}.")
@@ -1209,9 +1567,14 @@ class MockAsa:
         header: Any,
         headers: list[tuple[str, str]],
     ) -> _Reply:
-        unauthorized = _Reply(401, "Unauthorized", [("Content-Length", "0")])
+        def unauthorized() -> _Reply:
+            # a cookie that names no (resumable) session: 401, and the connection ends
+            self.log(svc_connect_auth_error(c.peer_ip))
+            return _Reply(401, "Unauthorized", [("Content-Length", "0")], close=True)
+
         if target.split("?", 1)[0] != "/CSCOSSLC/tunnel":
-            return _Reply(404, "Not Found", [("Content-Length", "0")])
+            self.log(svc_connect_parse_error(c.peer_ip))
+            return _Reply(404, "Not Found", [("Content-Length", "0")], close=True)
         cookie = ""
         for n, v in headers:
             if n.lower() == "cookie":
@@ -1222,12 +1585,12 @@ class MockAsa:
         now = trio.current_time()
         s = self.sessiondb.reconnect(cookie, now) if cookie else None
         if s is None:
-            return unauthorized
+            return unauthorized()
         cfg = self.asa_config
         try:
             policy = cfg.effective_policy(s.tunnel_group)
         except KeyError:
-            return unauthorized
+            return unauthorized()
         old = self._by_session.get(s.index)
         if old is not None and old is not c:
             old.closing_reason = "Replaced"
@@ -1384,6 +1747,9 @@ class MockAsa:
                 try:
                     while await self._receive(c):
                         c.kick()
+                except Exception as e:  # e.g. broken framing: the reason 722037 gives
+                    c.closing_reason = c.closing_reason or _one_line(_leaf(e))
+                    raise
                 finally:
                     c.kick()
                     c.closing_reason = c.closing_reason or "Transport closing"
@@ -1417,7 +1783,10 @@ class MockAsa:
         for ev in c.conn.poll_events():
             k = ev.kind
             if k == "data":
-                self._from_client(c, bytes(ev.payload), TunnelKind.SSL)
+                if s is None or self.sessiondb.get(s.index) is not s:
+                    self.drops.drop("mp-svc-no-session")  # the session ended before its tunnel
+                else:
+                    self._from_client(c, bytes(ev.payload), TunnelKind.SSL)
             elif k in ("disconnect", "terminate"):
                 reason = ev.reason
                 if (
@@ -1455,7 +1824,7 @@ class MockAsa:
             and "asp".startswith(words[1].lower())
             and "drop".startswith(words[2].lower())
         ):
-            self.drops.clear(datetime.now())
+            self.drops.clear(self._wall())
             return []
         try:
             out = console.feed(line)
@@ -1465,6 +1834,8 @@ class MockAsa:
             self.apply_config_events()
         except Exception as e:
             out.append(f"ERROR: {_one_line(e)}")
+        out += [f"WARNING: {note}" for note in self._notices]
+        self._notices.clear()
         return out
 
     async def _serve_admin(self, stream: trio.SocketStream) -> None:

@@ -6,6 +6,8 @@ Builders return a :class:`SyslogMessage` whose :attr:`~SyslogMessage.text` is th
 other variable parts (lengths, thresholds, reasons, the user agent, ``TCP``/``UDP``) do
 not — as in the tech note's ``Transmitting large packet 1418 (threshold 1347).``
 Control characters in caller-supplied fields are removed, so one message is one line.
+Beyond §8.3, three messages report bad input: 722001 and 722003 (texts from Cisco's
+syslog message guide) and 725006, the failed-handshake message.
 
 Formatting never reads a clock: a :class:`SyslogRouter` stamps each message with the
 ``datetime`` the caller passes and hands a :class:`SyslogRecord` to its sinks:
@@ -60,8 +62,11 @@ __all__ = [
     "received_large_packet",
     "rfc3164_timestamp",
     "session_disconnected",
+    "ssl_handshake_failed",
     "stale_svc_connection_closed",
     "svc_closing_connection",
+    "svc_connect_auth_error",
+    "svc_connect_parse_error",
     "svc_connection_established",
     "svc_connection_terminated",
     "svc_terminating_session",
@@ -92,6 +97,8 @@ MESSAGE_IDS: Final = (
     602101,
     716001,
     716002,
+    722001,
+    722003,
     722022,
     722023,
     722028,
@@ -105,6 +112,7 @@ MESSAGE_IDS: Final = (
     722043,
     722051,
     722055,
+    725006,
 )
 
 _MONTHS: Final = (
@@ -323,6 +331,42 @@ def svc_terminating_session(who: SessionRef, reason: str) -> SyslogMessage:
 def dtls_disabled_no_cipher(who: SessionRef) -> SyslogMessage:
     """722043 (5): ``… DTLS disabled: unable to negotiate cipher.``"""
     return _session(5, 722043, who, "DTLS disabled: unable to negotiate cipher.")
+
+
+def svc_connect_parse_error(
+    ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> SyslogMessage:
+    """722001 (4): ``IP <ip> Error parsing SVC connect request.`` -- Cisco: "the request
+    from the SVC was invalid". The mock logs it for any request before a session exists
+    that it cannot parse (broken HTTP, hostile or broken XML); the brackets around the
+    address follow the other 722xxx messages (UNCONFIRMED for this one)."""
+    return SyslogMessage(4, 722001, f"IP <{_clean(ip)}> Error parsing SVC connect request.")
+
+
+def svc_connect_auth_error(
+    ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> SyslogMessage:
+    """722003 (4): ``IP <ip> Error authenticating SVC connect request.`` -- a CONNECT
+    whose ``webvpn`` cookie names no (resumable) session."""
+    return SyslogMessage(4, 722003, f"IP <{_clean(ip)}> Error authenticating SVC connect request.")
+
+
+def ssl_handshake_failed(
+    nameif: str,
+    peer_ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+    peer_port: int,
+    local_ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+    local_port: int,
+) -> SyslogMessage:
+    """725006 (6): ``Device failed SSL handshake with client outside:198.51.100.7/52044
+    to 172.16.11.1/443`` (no final period). The mock also uses it, as a model, for junk
+    datagrams on the DTLS port."""
+    return SyslogMessage(
+        6,
+        725006,
+        f"Device failed SSL handshake with client {_clean(nameif)}:{_clean(peer_ip)}/"
+        f"{_count('port', peer_port)} to {_clean(local_ip)}/{_count('port', local_port)}",
+    )
 
 
 def format_duration(duration: timedelta | int) -> str:
@@ -656,6 +700,10 @@ class SyslogRouter:
 
     def add(self, sink: SyslogSink) -> None:
         self.sinks.append(sink)
+
+    def remove(self, sink: SyslogSink) -> None:
+        """Stop sending to ``sink`` (no error if it was not added)."""
+        self.sinks = [s for s in self.sinks if s is not sink]
 
     def disable(self, msg_id: int) -> None:
         """``no logging message <id>``."""

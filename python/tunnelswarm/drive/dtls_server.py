@@ -17,12 +17,16 @@ import functools
 import math
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from tunnelswarm._core import DtlsEndpoint, DtlsEvent
 from tunnelswarm.drive.stream import now_us
+
+if TYPE_CHECKING:  # a Literal alias of the stub only
+    from tunnelswarm._core import DatagramDrop
+    from tunnelswarm.drive.memnet import MemUdpSocket
 
 __all__ = ["DtlsUdpServer", "PeerSender"]
 
@@ -30,7 +34,13 @@ __all__ = ["DtlsUdpServer", "PeerSender"]
 PeerSender = Callable[[bytes], None]
 
 
-def _sendto(sock: socket.socket, addr: Any, data: bytes) -> None:
+class _SendTo(Protocol):
+    """A datagram socket: a real one, or an in-memory network's."""
+
+    def sendto(self, data: bytes, address: Any, /) -> int | None: ...
+
+
+def _sendto(sock: _SendTo, addr: Any, data: bytes) -> None:
     with contextlib.suppress(OSError):  # full buffer, unreachable peer: UDP may lose it
         sock.sendto(data, addr)
 
@@ -61,7 +71,8 @@ class DtlsUdpServer:
         self._after_pump = after_pump
         self._senders: dict[int, PeerSender] = {}
         self._addrs: dict[tuple[int, Any], int] = {}  # (id(socket), address) -> peer
-        self._sockets: dict[int, socket.socket] = {}  # peer -> its socket
+        self._peer_addrs: dict[int, tuple[int, Any]] = {}  # the reverse
+        self._sockets: dict[int, _SendTo] = {}  # peer -> its socket
         self._next_peer = 1
         self._pumping = False
         self._wake = trio.Event()
@@ -77,6 +88,18 @@ class DtlsUdpServer:
     def remove_peer(self, peer: int) -> None:
         self._senders.pop(peer, None)
         self._sockets.pop(peer, None)
+        key = self._peer_addrs.pop(peer, None)
+        if key is not None and self._addrs.get(key) == peer:
+            del self._addrs[key]
+
+    def addresses(self) -> list[Any]:
+        """The source addresses of the peers read from served sockets."""
+        return [key[1] for key in self._peer_addrs.values()]
+
+    def address_of(self, peer: int) -> Any | None:
+        """The source address of a peer read from a served socket (None for others)."""
+        key = self._peer_addrs.get(peer)
+        return None if key is None else key[1]
 
     def sender(self, peer: int) -> PeerSender | None:
         return self._senders.get(peer)
@@ -87,22 +110,23 @@ class DtlsUdpServer:
         if send is not None:
             send(data)
 
-    def peer_at(self, sock: socket.socket, addr: Any) -> int:
+    def peer_at(self, sock: _SendTo, addr: Any) -> int:
         """The peer id of source address ``addr`` on ``sock`` (registered on first use)."""
         key = (id(sock), addr)
         peer = self._addrs.get(key)
         if peer is None:
             peer = self._addrs[key] = self.add_peer(functools.partial(_sendto, sock, addr))
             self._sockets[peer] = sock
+            self._peer_addrs[peer] = key
         return peer
 
-    def forget_socket(self, sock: socket.socket) -> None:
+    def forget_socket(self, sock: _SendTo) -> None:
         """Drop every peer reached through ``sock``."""
         for peer in [p for p, s in self._sockets.items() if s is sock]:
             self.remove_peer(peer)
         fd = id(sock)
         for key in [k for k in self._addrs if k[0] == fd]:
-            self._addrs.pop(key, None)
+            self._peer_addrs.pop(self._addrs.pop(key), None)
 
     # ------------------------------------------------------------ datagrams
     async def serve_socket(self, sock: socket.socket) -> None:
@@ -128,10 +152,27 @@ class DtlsUdpServer:
         finally:
             sock.close()
 
-    def datagram_in(self, peer: int, data: bytes) -> None:
-        """Feed one datagram from ``peer`` to the endpoint and pump."""
-        self.endpoint.handle_datagram(now_us(), peer, data)
+    async def serve_mem_socket(self, sock: MemUdpSocket) -> None:
+        """Read an in-memory network socket until it is closed (or this is cancelled),
+        then close it (:mod:`tunnelswarm.drive.memnet`)."""
+        try:
+            while True:
+                try:
+                    data, addr = await sock.recvfrom()
+                except trio.ClosedResourceError:
+                    return
+                self._on_datagram(self.peer_at(sock, addr), data)
+        finally:
+            sock.close()
+
+    def datagram_in(self, peer: int, data: bytes) -> DatagramDrop | None:
+        """Feed one datagram from ``peer`` to the endpoint and pump; the endpoint's drop
+        reason if (some of) it was junk. After ``unknown-peer`` the endpoint holds nothing
+        for ``peer``: an owner may :meth:`remove_peer` it, so that junk from many source
+        ports does not grow the peer table."""
+        verdict = self.endpoint.handle_datagram(now_us(), peer, data)
         self.pump()
+        return verdict
 
     # ------------------------------------------------------------ timers and pump
     async def run_timers(self) -> None:

@@ -188,9 +188,15 @@ class MemListener(trio.abc.Listener[MemStream]):
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise trio.ClosedResourceError("listener closed") from None
 
+    def close(self) -> None:
+        """Stop listening now (new connections are refused)."""
+        if self.net._listeners.get(self.addr) is self:
+            del self.net._listeners[self.addr]
+        self._recv.close()
+
     async def aclose(self) -> None:
-        self.net._listeners.pop(self.addr, None)
-        await self._recv.aclose()
+        self.close()
+        await trio.lowlevel.checkpoint()
 
 
 @dataclass
@@ -211,9 +217,10 @@ class MemUdpSocket:
     closed: bool = False
 
     def sendto(self, data: bytes, dst: Addr) -> None:
-        """Queue ``data`` to ``dst`` (never blocks; the network may lose it)."""
+        """Queue ``data`` to ``dst`` (never blocks; the network may lose it). A closed
+        socket raises ``OSError`` (EBADF), as a closed socket's ``sendto`` does."""
         if self.closed:
-            raise trio.ClosedResourceError("socket closed")
+            raise OSError(9, "socket closed")
         self.net._deliver_datagram(self.addr, dst, bytes(data))
 
     async def recvfrom(self) -> tuple[bytes, Addr]:

@@ -848,9 +848,17 @@ impl DtlsEndpoint {
         self.inner.unregister(session_key);
     }
 
-    fn handle_datagram(&mut self, now: i64, peer: u64, data: &[u8]) -> PyResult<()> {
-        self.inner.handle_datagram(now_us(now)?, PeerId(peer), data);
-        Ok(())
+    /// A datagram from `peer`; the drop reason if (some of) it was junk, else None.
+    fn handle_datagram(
+        &mut self,
+        now: i64,
+        peer: u64,
+        data: &[u8],
+    ) -> PyResult<Option<&'static str>> {
+        Ok(self
+            .inner
+            .handle_datagram(now_us(now)?, PeerId(peer), data)
+            .map(dtls::DatagramDrop::name))
     }
 
     fn poll_transmit<'py>(
@@ -928,6 +936,8 @@ impl DtlsEndpoint {
                 ("dropped_unknown_peer", s.dropped_unknown_peer),
                 ("dropped_unknown_session", s.dropped_unknown_session),
                 ("dropped_zero_random", s.dropped_zero_random),
+                ("dropped_malformed", s.dropped_malformed),
+                ("dropped_bad_auth", s.dropped_bad_auth),
                 ("connections_created", s.connections_created),
                 ("connections_replaced", s.connections_replaced),
             ],

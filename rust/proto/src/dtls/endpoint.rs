@@ -19,6 +19,12 @@
 //!   re-handshakes from a new port, §5.2.5) replaces the old connection, which is
 //!   dropped without an event.
 //!
+//! `handle_datagram` says whether (part of) the datagram was dropped and why
+//! ([`DatagramDrop`]), so that the caller can count and log junk without looking at the
+//! bytes itself; the same drops are summed in [`EndpointStats`]. Records a known peer's
+//! connection drops for being malformed or failing authentication count as junk;
+//! replayed or wrong-epoch records do not (UDP duplicates and rekeys produce them).
+//!
 //! Each connection gets its own seed from the endpoint's DRBG, so one 32-byte seed
 //! from the caller keys everything. `poll_transmit` yields `(peer, datagram)`,
 //! `poll_event` yields `(session_key, event)`. `next_deadline`/`handle_timeout` scan all
@@ -51,10 +57,43 @@ pub struct EndpointStats {
     pub dropped_unknown_session: u64,
     /// ClientHellos with an all-zero random (no answer)
     pub dropped_zero_random: u64,
+    /// records of known peers that their connection dropped as malformed
+    pub dropped_malformed: u64,
+    /// records of known peers that failed authentication (MAC / AEAD tag)
+    pub dropped_bad_auth: u64,
     /// connections created
     pub connections_created: u64,
     /// connections replaced by a new handshake of the same session or peer
     pub connections_replaced: u64,
+}
+
+/// Why `handle_datagram` dropped a datagram (or some of its records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatagramDrop {
+    /// from an unknown peer and not starting with a ClientHello
+    UnknownPeer,
+    /// a ClientHello with an all-zero random
+    ZeroRandom,
+    /// a ClientHello whose session id / app id is not registered
+    UnknownSession,
+    /// a known peer's record that does not parse
+    Malformed,
+    /// a known peer's record that fails authentication
+    BadAuth,
+}
+
+impl DatagramDrop {
+    /// A stable name: `unknown-peer`, `zero-random`, `unknown-session`, `malformed`,
+    /// `bad-auth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatagramDrop::UnknownPeer => "unknown-peer",
+            DatagramDrop::ZeroRandom => "zero-random",
+            DatagramDrop::UnknownSession => "unknown-session",
+            DatagramDrop::Malformed => "malformed",
+            DatagramDrop::BadAuth => "bad-auth",
+        }
+    }
 }
 
 struct SessionEntry {
@@ -160,8 +199,14 @@ impl DtlsEndpoint {
         &self.stats
     }
 
-    /// Feed a datagram received from `peer`. Never fails.
-    pub fn handle_datagram(&mut self, now: u64, peer: PeerId, datagram: &[u8]) {
+    /// Feed a datagram received from `peer`. Never fails; says whether (some of) it was
+    /// dropped as junk, and why.
+    pub fn handle_datagram(
+        &mut self,
+        now: u64,
+        peer: PeerId,
+        datagram: &[u8],
+    ) -> Option<DatagramDrop> {
         self.stats.datagrams_in += 1;
         let hello = peek_client_hello(datagram);
         if let Some(entry) = self.peers.get_mut(&peer) {
@@ -169,18 +214,31 @@ impl DtlsEndpoint {
                 .as_ref()
                 .is_some_and(|ch| ch.random != entry.hello_random);
             if !new_handshake {
+                let before = entry.conn.stats();
+                let (malformed, bad_auth) = (before.dropped_malformed, before.dropped_bad_auth);
                 entry.conn.handle_datagram(now, datagram);
+                let after = entry.conn.stats();
+                let malformed = after.dropped_malformed.saturating_sub(malformed);
+                let bad_auth = after.dropped_bad_auth.saturating_sub(bad_auth);
+                self.stats.dropped_malformed += malformed;
+                self.stats.dropped_bad_auth += bad_auth;
                 self.collect(peer);
-                return;
+                return if malformed > 0 {
+                    Some(DatagramDrop::Malformed)
+                } else if bad_auth > 0 {
+                    Some(DatagramDrop::BadAuth)
+                } else {
+                    None
+                };
             }
         }
         let Some(ch) = hello else {
             self.stats.dropped_unknown_peer += 1;
-            return;
+            return Some(DatagramDrop::UnknownPeer);
         };
         if ch.random == [0u8; 32] {
             self.stats.dropped_zero_random += 1;
-            return;
+            return Some(DatagramDrop::ZeroRandom);
         }
         let key = if self.sessions.contains_key(&ch.session_id) {
             Some(ch.session_id.clone())
@@ -191,15 +249,15 @@ impl DtlsEndpoint {
         };
         let Some(key) = key else {
             self.stats.dropped_unknown_session += 1;
-            return;
+            return Some(DatagramDrop::UnknownSession);
         };
         let seed = self.rng.child_seed();
         let Some(session) = self.sessions.get_mut(&key) else {
-            return;
+            return Some(DatagramDrop::UnknownSession);
         };
         let Ok(mut conn) = DtlsConnection::server(key.clone(), session.params.clone(), seed) else {
             self.stats.dropped_unknown_session += 1;
-            return;
+            return Some(DatagramDrop::UnknownSession);
         };
         if let Some(old_peer) = session.peer.take() {
             if self.peers.remove(&old_peer).is_some() {
@@ -226,6 +284,7 @@ impl DtlsEndpoint {
             },
         );
         self.collect(peer);
+        None
     }
 
     fn collect(&mut self, peer: PeerId) {

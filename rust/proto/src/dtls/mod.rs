@@ -66,7 +66,7 @@ pub use config::{
     ServerSessionParams, DEFAULT_HANDSHAKE_TIMEOUT_US,
 };
 pub use connection::{alert_name, payload_type, DtlsConnection};
-pub use endpoint::{DtlsEndpoint, EndpointStats, PeerId};
+pub use endpoint::{DatagramDrop, DtlsEndpoint, EndpointStats, PeerId};
 pub use rng::{Drbg, RandomSource, ScriptedRandom};
 pub use suites::{
     resolve_cipher_name, CipherHeader, CipherSelection, DtlsVersion, Suite, UnsupportedCipher,

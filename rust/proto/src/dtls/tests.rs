@@ -483,7 +483,8 @@ fn exercise_data_path(sim: &mut Sim) {
         .filter(|e| matches!(e, DtlsEvent::Data(_)))
         .count();
     let replayed_before = sim.server_conn().unwrap().stats().dropped_replayed;
-    sim.ep.handle_datagram(sim.now, sim.peer, &captured);
+    // a replay is what UDP duplication produces: not junk
+    assert_eq!(sim.ep.handle_datagram(sim.now, sim.peer, &captured), None);
     sim.flush();
     let data_after = sim
         .server_events
@@ -502,7 +503,12 @@ fn exercise_data_path(sim: &mut Sim) {
     let last = d.len() - 1;
     d[last] ^= 0x01;
     let bad_before = sim.server_conn().unwrap().stats().dropped_bad_auth;
-    sim.ep.handle_datagram(sim.now, sim.peer, &d);
+    let ep_bad_before = sim.ep.stats().dropped_bad_auth;
+    assert_eq!(
+        sim.ep.handle_datagram(sim.now, sim.peer, &d),
+        Some(DatagramDrop::BadAuth)
+    );
+    assert_eq!(sim.ep.stats().dropped_bad_auth, ep_bad_before + 1);
     sim.flush();
     assert_eq!(
         sim.server_conn().unwrap().stats().dropped_bad_auth,
@@ -898,7 +904,11 @@ fn one_byte_ccs_in_dtls09_never_completes() {
     sim.ep.handle_datagram(0, sim.peer, &ch);
     let mut ccs = Vec::new();
     super::record::encode_plain_record(&mut ccs, 20, 0x0100, 0, 1, &[1]);
-    sim.ep.handle_datagram(1, sim.peer, &ccs);
+    assert_eq!(
+        sim.ep.handle_datagram(1, sim.peer, &ccs),
+        Some(DatagramDrop::Malformed)
+    );
+    assert_eq!(sim.ep.stats().dropped_malformed, 1);
     let c = sim.server_conn().unwrap();
     assert_eq!(c.stats().dropped_malformed, 1);
     assert!(!c.is_established() && !c.is_terminal());
@@ -1021,8 +1031,12 @@ fn unknown_session_and_zero_random_get_no_answer() {
     )
     .unwrap();
     let ch = c.poll_transmit(0).unwrap();
-    ep.handle_datagram(0, PeerId(1), &ch);
-    ep.handle_datagram(1, PeerId(1), &ch);
+    for now in [0, 1] {
+        assert_eq!(
+            ep.handle_datagram(now, PeerId(1), &ch),
+            Some(DatagramDrop::UnknownSession)
+        );
+    }
     assert!(ep.poll_transmit(1).is_none());
     assert_eq!(ep.stats().dropped_unknown_session, 2);
     let mut z = DtlsConnection::client_with_rng(
@@ -1031,11 +1045,18 @@ fn unknown_session_and_zero_random_get_no_answer() {
         Box::new(ScriptedRandom::new(vec![vec![0; 32]])),
     )
     .unwrap();
-    ep.handle_datagram(2, PeerId(2), &z.poll_transmit(0).unwrap());
+    assert_eq!(
+        ep.handle_datagram(2, PeerId(2), &z.poll_transmit(0).unwrap()),
+        Some(DatagramDrop::ZeroRandom)
+    );
     assert!(ep.poll_transmit(2).is_none());
     assert_eq!(ep.stats().dropped_zero_random, 1);
-    ep.handle_datagram(3, PeerId(3), b"garbage");
+    assert_eq!(
+        ep.handle_datagram(3, PeerId(3), b"garbage"),
+        Some(DatagramDrop::UnknownPeer)
+    );
     assert_eq!(ep.stats().dropped_unknown_peer, 1);
+    assert_eq!(DatagramDrop::UnknownPeer.name(), "unknown-peer");
     assert!(ep.poll_event().is_none());
     assert_eq!(ep.next_deadline(), None);
 }
