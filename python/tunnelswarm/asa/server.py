@@ -1279,8 +1279,10 @@ class MockAsa:
         try:
             with c.scope:
                 await self._serve_http(c)
-        except Exception as e:  # whatever a client did, only its connection ends
-            self._client_error(c, e)
+        # whatever a client did, only its connection ends; ``except*`` also when the
+        # error comes in a group beside a Cancelled (the server shutting down meanwhile)
+        except* Exception as group:
+            self._client_error(c, group)
         finally:
             self.conns.remove(c)
             self._conn_closed(c)

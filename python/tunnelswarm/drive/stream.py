@@ -32,6 +32,8 @@ async def tcp_opener(host: str, port: int) -> trio.abc.Stream:
 
 
 RECEIVE_SIZE = 65536
+#: a shielded send that makes no progress for this long fails the connection
+SEND_STALL = 10.0
 
 
 def now_us() -> int:
@@ -94,14 +96,26 @@ class TlsStream:
                 raise ConnectionLost("connection closed during the TLS handshake")
 
     async def flush(self) -> None:
-        """Send everything the core has queued (records stay in order)."""
+        """Send everything the core has queued (records stay in order).
+
+        Bytes taken from the core are sent shielded from cancellation: a TLS record cut
+        in half (a traffic task cancelled mid-send, then the BYE written after it) would
+        make the peer fail the whole connection with a bad record MAC. The shield is
+        bounded: a send that makes no progress for :data:`SEND_STALL` seconds fails."""
         async with self._send_lock:
             while (data := self.conn.poll_transmit()) is not None:
-                try:
-                    await self.stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-                    raise ConnectionLost(f"sending on the TLS connection failed: {e}") from None
+                with trio.CancelScope(shield=True):
+                    try:
+                        with trio.move_on_after(SEND_STALL) as stalled:
+                            await self.stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                        raise ConnectionLost(f"sending on the TLS connection failed: {e}") from None
+                if stalled.cancelled_caught:
+                    raise ConnectionLost(
+                        f"sending on the TLS connection stalled for {SEND_STALL:g} s"
+                    )
                 self.bytes_out += len(data)
+                await trio.lowlevel.checkpoint_if_cancelled()
 
     async def receive(self) -> bool:
         """Read once from the socket into the core. False at EOF (after the core saw it)."""
