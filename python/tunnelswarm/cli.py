@@ -27,7 +27,7 @@ from typing import TextIO
 
 import trio
 
-from tunnelswarm.config.profile import PROFILES
+from tunnelswarm.config.profile import BUILTIN_NAMES, load_profile
 from tunnelswarm.errors import AuthError, ConfigError, TunnelswarmError
 
 __all__ = ["main"]
@@ -87,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--useragent", help="User-Agent to send (only this header changes)")
     c.add_argument(
         "--profile",
-        choices=sorted(PROFILES),
-        default="openconnect-9.01",
-        help="client identity to emulate (default openconnect-9.01)",
+        default="openconnect-9",
+        metavar="NAME|FILE.toml",
+        help="client to emulate: a built-in profile ("
+        + ", ".join(BUILTIN_NAMES)
+        + ") or a profile TOML file (default openconnect-9)",
     )
     c.add_argument("--base-mtu", type=_positive_int, help="link MTU to announce (X-CSTP-Base-MTU)")
     c.add_argument("--mtu", type=_positive_int, help="tunnel MTU to request (X-CSTP-MTU)")
@@ -329,7 +331,7 @@ async def _report_dtls(session: object, out: TextIO) -> None:
     dtls = session.dtls
     if dtls is None:
         return
-    with trio.move_on_after(session.options.dtls_handshake_timeout + 2):
+    with trio.move_on_after(session.dtls_retry.handshake_timeout + 2):
         while not dtls.up and dtls.last_failure is None:
             await dtls.state_changed.wait()
     if dtls.up:
@@ -343,7 +345,7 @@ async def _report_dtls(session: object, out: TextIO) -> None:
         out.write(
             f"  DTLS                not up ({dtls.last_failure or 'still trying'});"
             " data goes over CSTP, retry every"
-            f" {session.options.dtls_attempt_period:g} s\n"
+            f" {session.dtls_retry.retry_period:g} s\n"
         )
     out.flush()
 
@@ -353,7 +355,7 @@ async def _connect(args: argparse.Namespace, password: str | None, out: TextIO) 
 
     from tunnelswarm.client.session import ClientOptions, open_client
 
-    profile = PROFILES[args.profile]
+    profile = load_profile(args.profile)
     if args.useragent:
         profile = replace(profile, user_agent=args.useragent)
     if args.dtls_ciphers is not None or args.dtls12_ciphers is not None:

@@ -16,12 +16,16 @@ and a cipher), :func:`plan_dtls` decides the mode from the headend's answer:
 reconnect restarts it, as in openconnect): each *attempt* opens a fresh UDP socket (a new
 source port — ocserv will not answer a second ClientHello on the same port, §5.2.5)
 towards ``X-DTLS-Port`` on the headend, and drives one Rust ``DtlsConnection``. Once the
-handshake completes, data goes over DTLS and CSTP carries control only. A handshake
-that does not finish within the give-up time (12 s) → wait ``attempt_period`` (60 s) and
-try again; DTLS dead-peer detection (no record for more than 2 × ``X-DTLS-DPD``) → drop
-DTLS, data falls back to CSTP at once, and a new handshake starts immediately (§5.5,
-verified behaviour of openconnect 9.01). The CSTP session is never touched by DTLS
-trouble.
+handshake completes, data goes over DTLS and CSTP carries control only. The timing is
+the profile's :class:`~tunnelswarm.client.policy.DtlsRetryPolicy`: a handshake that does
+not finish within its give-up time (openconnect: 12 s) → wait the retry period (60 s)
+and try again; DTLS dead-peer detection (no record for more than 2 × ``X-DTLS-DPD``) →
+drop DTLS, data falls back to CSTP at once, and a new handshake starts immediately
+(``rehandshake``; §5.5, verified behaviour of openconnect 9.01) or after the retry
+period. The channel reports to its owner through callbacks: ``on_up`` (handshake done),
+``on_down`` (an established channel lost) and ``on_fail`` (an attempt that never came
+up). The CSTP session is never touched by DTLS trouble here; what the client does about
+it (AnyConnect's MTU reconnect) is the session's MTU policy.
 
 Impairments (:class:`Impairments`) are the hook tests and scenarios use to break the
 UDP path from the client side: with ``block_udp`` every datagram is dropped in both
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 import trio
 
 from tunnelswarm._core import CstpConnection, DtlsConnection, DtlsEvent
+from tunnelswarm.client.policy import DtlsRetryPolicy
 from tunnelswarm.config.params import TunnelParams
 from tunnelswarm.drive.datagram import DatagramChannel, DatagramOpener, udp_opener
 from tunnelswarm.drive.stream import now_us
@@ -132,10 +137,12 @@ class DtlsChannel:
     impairments: Impairments
     log: logging.Logger
     seed: Callable[[], bytes]
-    handshake_timeout: float = 12.0
-    attempt_period: float = 60.0
+    retry: DtlsRetryPolicy = field(default_factory=DtlsRetryPolicy)
     on_up: Callable[[DtlsConnection], None] | None = None
+    #: an established channel was lost (the reason)
     on_down: Callable[[str], None] | None = None
+    #: an attempt ended without the channel coming up (the reason)
+    on_fail: Callable[[str], None] | None = None
     opener: DatagramOpener = udp_opener
     counters: DtlsCounters = field(default_factory=DtlsCounters)
     conn: DtlsConnection | None = None
@@ -157,7 +164,7 @@ class DtlsChannel:
                 master_secret=p.master_secret,
                 psk=p.psk,
                 seed=self.seed(),
-                handshake_timeout=int(self.handshake_timeout * 1_000_000),
+                handshake_timeout=int(self.retry.handshake_timeout * 1_000_000),
                 dpd=p.dpd,
                 keepalive=p.keepalive,
                 keylog=True,
@@ -179,17 +186,21 @@ class DtlsChannel:
                 self.up = False
                 if self.on_down:
                     self.on_down(reason)
+            elif self.on_fail:
+                self.on_fail(reason)
             self.last_failure = reason
             self._changed()
-            if reason.startswith("dead peer"):
+            dead = reason.startswith("dead peer")
+            if dead:
                 self.counters.dead_peer += 1
+            else:
+                self.counters.handshake_failures += 1
+            delay = self.retry.delay_after(dead_peer=dead)
+            if delay <= 0:
                 self.log.warning("DTLS: %s; data over CSTP, new handshake now", reason)
                 continue
-            self.counters.handshake_failures += 1
-            self.log.warning(
-                "DTLS: %s; data over CSTP, next attempt in %g s", reason, self.attempt_period
-            )
-            await trio.sleep(self.attempt_period)
+            self.log.warning("DTLS: %s; data over CSTP, next attempt in %g s", reason, delay)
+            await trio.sleep(delay)
 
     async def _attempt(self) -> str:
         self.counters.attempts += 1

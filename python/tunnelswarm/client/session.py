@@ -24,7 +24,20 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
 
 * DTLS (§5, :mod:`tunnelswarm.client.dtls`): when CONNECT's answer offers it, a third
   task runs the DTLS channel of this CSTP connection; while DTLS is up, data goes over
-  it and CSTP carries control only; DTLS trouble never ends the CSTP session.
+  it and CSTP carries control only; DTLS trouble never ends the CSTP session by itself.
+* Behaviour comes from the profile (:mod:`tunnelswarm.config.profile`): the DTLS
+  timers (``ClientOptions.dtls_handshake_timeout``/``dtls_attempt_period`` override
+  them) and the MTU policy (:mod:`tunnelswarm.client.policy`). Every CONNECT answer and
+  every DTLS up/down goes to the policy, whose :class:`ApplyMtu` sets the virtual
+  adapter's MTU; a fourth task sleeps until the policy's next deadline and asks it what
+  that means. A :class:`Reconnect` (AnyConnect: DTLS not up by ``dtls_give_up`` and
+  X-CSTP-MTU below the adapter MTU) logs the agent's lines at INFO ("Reconfigure reason
+  code 16: New MTU configuration." …) and leaves the tunnel with cause ``mtu``: the
+  ordinary reconnect path follows (same cookie, the headend resumes the session).
+* Reconnects are counted by cause (:attr:`ClientSession.reconnects_by_cause`: ``mtu``,
+  ``dpd``, ``rekey``, ``transport``), and a small timeline of :class:`SessionEvent` s
+  (connect, reconnect with its cause, DTLS up / failed / down, MTU applied) is kept in
+  :attr:`ClientSession.events` and handed to the ``on_event`` callback as it happens.
 
 On exit the client sends DISCONNECT ``b0`` (user requested, which also logs the cookie
 out on ocserv, §4.3) and closes TLS. A terminal failure of the background task (server
@@ -35,14 +48,17 @@ the typed error.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import socket
 import ssl
 import urllib.parse
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import trio
 
@@ -50,6 +66,13 @@ from tunnelswarm._core import CstpConnection, CstpEvent, DtlsConnection
 from tunnelswarm.client.adapter import VirtualAdapter
 from tunnelswarm.client.dtls import DtlsChannel, Impairments, plan_dtls
 from tunnelswarm.client.mtu import choose_base_mtu, read_tcp_info, request_mtu
+from tunnelswarm.client.policy import (
+    ApplyMtu,
+    DtlsRetryPolicy,
+    MtuPolicy,
+    Reconnect,
+    make_mtu_policy,
+)
 from tunnelswarm.client.reconnect import ReconnectPolicy
 from tunnelswarm.config.params import TunnelParams, parse_tunnel_headers
 from tunnelswarm.config.profile import OPENCONNECT_9_01, ClientProfile
@@ -73,7 +96,15 @@ from tunnelswarm.errors import (
 from tunnelswarm.http import auth
 from tunnelswarm.http.client import CookieJar, HttpConnection, HttpResponse
 
-__all__ = ["ClientOptions", "ClientSession", "Target", "open_client", "parse_url"]
+__all__ = [
+    "ClientOptions",
+    "ClientSession",
+    "EventKind",
+    "SessionEvent",
+    "Target",
+    "open_client",
+    "parse_url",
+]
 
 BYE_USER = 0xB0
 MAX_AUTH_ROUNDS = 10
@@ -145,9 +176,33 @@ class ClientOptions:
     seed: int | None = None
     #: a session cookie from an earlier login (openconnect ``--cookie``): skip the login
     cookie: str | None = None
-    #: DTLS handshake give-up time (openconnect: 12 s) and retry period (60 s)
-    dtls_handshake_timeout: float = 12.0
-    dtls_attempt_period: float = 60.0
+    #: override the profile's DTLS handshake give-up per attempt (``dtls_handshake_timeout``)
+    dtls_handshake_timeout: float | None = None
+    #: override the profile's DTLS retry period (``dtls_retry_period``)
+    dtls_attempt_period: float | None = None
+
+
+EventKind = Literal["connect", "reconnect", "dtls-up", "dtls-fail", "dtls-down", "mtu"]
+
+#: how many timeline events a session keeps (the oldest go first)
+MAX_EVENTS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """One step of a client's timeline (scenario reports read these).
+
+    ``connect``: a CONNECT was answered (``cause`` = the reconnect's cause, None the first
+    time); ``reconnect``: the tunnel is being replaced for ``cause``; ``dtls-up``;
+    ``dtls-fail``: an attempt that never came up; ``dtls-down``: an established channel
+    lost; ``mtu``: the adapter MTU was set to ``mtu`` (possibly kept).
+    """
+
+    time: float
+    kind: EventKind
+    detail: str = ""
+    cause: str | None = None
+    mtu: int | None = None
 
 
 def _ca_bundle(options: ClientOptions) -> bytes | None:
@@ -178,6 +233,7 @@ class ClientSession:
         log: logging.Logger | None = None,
         impairments: Impairments | None = None,
         datagram_opener: DatagramOpener | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         for pin in options.servercert:
             if not pin.startswith("pin-sha256:"):
@@ -216,6 +272,53 @@ class ClientSession:
         self.dtls: DtlsChannel | None = None
         self.tx_cstp_packets = 0
         self.rx_cstp_packets = 0
+        prof = options.profile
+        #: DTLS attempt timing: the profile's, unless the options override it
+        self.dtls_retry = DtlsRetryPolicy(
+            handshake_timeout=(
+                prof.dtls_handshake_timeout
+                if options.dtls_handshake_timeout is None
+                else options.dtls_handshake_timeout
+            ),
+            retry_period=(
+                prof.dtls_retry_period
+                if options.dtls_attempt_period is None
+                else options.dtls_attempt_period
+            ),
+            dead_peer=prof.dtls_dead_peer,
+        )
+        self.mtu_policy: MtuPolicy = make_mtu_policy(
+            prof.mtu_policy, give_up=prof.dtls_give_up, headend=self.target.host
+        )
+        self.reconnects_by_cause: dict[str, int] = {}
+        #: the latest :data:`MAX_EVENTS` timeline events, oldest first
+        self.events: deque[SessionEvent] = deque(maxlen=MAX_EVENTS)
+        self._on_event = on_event
+        self._policy_wake = trio.Event()
+        self._reconnect_cause: str | None = None
+
+    # ------------------------------------------------------------------ timeline, policy
+    def _event(
+        self, kind: EventKind, detail: str = "", *, cause: str | None = None, mtu: int | None = None
+    ) -> None:
+        ev = SessionEvent(trio.current_time(), kind, detail, cause, mtu)
+        self.events.append(ev)
+        if self._on_event is not None:
+            self._on_event(ev)
+
+    def _apply_mtu(self, action: ApplyMtu, *, quiet: bool = False) -> None:
+        """Give the adapter the policy's MTU (and say so)."""
+        self.adapter.mtu = action.mtu
+        self._event("mtu", action.reason, mtu=action.mtu)
+        if quiet:
+            self.log.debug("adapter MTU %d (%s)", action.mtu, action.reason)
+        else:
+            self.log.info("adapter MTU %d (%s)", action.mtu, action.reason)
+
+    def _wake_policy(self) -> None:
+        """The policy's deadline may have moved: wake its timer task."""
+        self._policy_wake.set()
+        self._policy_wake = trio.Event()
 
     # ------------------------------------------------------------------ connections
     async def _open_stream(self) -> TlsStream:
@@ -272,6 +375,8 @@ class ClientSession:
         h += [("Accept", "*/*"), ("Accept-Encoding", "identity"), ("X-Transcend-Version", "1")]
         if xml:
             h.append(("X-Aggregate-Auth", "1"))
+            if p.platform_header:
+                h.append(("X-AnyConnect-Platform", p.device_id))
             if p.support_http_auth:
                 h.append(("X-Support-HTTP-Auth", "true"))
         if content_type is not None:
@@ -542,11 +647,21 @@ class ClientSession:
         self._stream = stream
         self._tunnel_up = True
         self.dtls = self._dtls_channel(stream)
-        self.adapter.configure(mtu=params.tunnel_mtu, address=params.address)
+        decision = self.mtu_policy.on_connect(
+            params, trio.current_time(), dtls_expected=self.dtls is not None
+        )
+        self.adapter.configure(mtu=decision.mtu, address=params.address)
+        self._event(
+            "connect",
+            f"address {params.address}, X-CSTP-MTU {params.cstp_mtu}, X-DTLS-MTU {params.dtls_mtu}",
+            cause=self._reconnect_cause if reconnect else None,
+        )
+        self._apply_mtu(decision, quiet=True)
+        self._wake_policy()
         self.log.info(
             "CSTP connected: address %s, MTU %d, DPD %d s, keepalive %d s",
             params.address,
-            params.tunnel_mtu,
+            decision.mtu,
             params.dpd,
             params.keepalive,
         )
@@ -591,13 +706,24 @@ class ClientSession:
 
         def up(conn: DtlsConnection) -> None:
             self._write_keylog(conn)
+            data_mtu = None
             if plan.mode == "psk":
                 # PSK: the client computes the DTLS MTU from the negotiated suite (§5.4, §6.1)
                 link = p.base_mtu or self.base_mtu
-                tunnel = conn.data_mtu(link, ipv6=":" in self.target.host) - 1
-                if 0 < tunnel < self.adapter.mtu:
-                    self.log.info("DTLS MTU reduced to %d", tunnel)
-                    self.adapter.mtu = tunnel
+                data_mtu = conn.data_mtu(link, ipv6=":" in self.target.host) - 1
+            self._event("dtls-up", f"{plan.mode} {plan.cipher}")
+            decision = self.mtu_policy.on_dtls_up(trio.current_time(), data_mtu=data_mtu)
+            if decision is not None:
+                self._apply_mtu(decision)
+            self._wake_policy()
+
+        def down(reason: str) -> None:
+            self._event("dtls-down", reason)
+            self.mtu_policy.on_dtls_down(trio.current_time())
+            self._wake_policy()
+
+        def fail(reason: str) -> None:
+            self._event("dtls-fail", reason)
 
         return DtlsChannel(
             plan=plan,
@@ -605,14 +731,15 @@ class ClientSession:
             impairments=self.impairments,
             log=self.log,
             seed=lambda: self._rng.randbytes(32),
-            handshake_timeout=self.options.dtls_handshake_timeout,
-            attempt_period=self.options.dtls_attempt_period,
+            retry=self.dtls_retry,
             on_up=up,
+            on_down=down,
+            on_fail=fail,
             opener=self._datagram_opener,
         )
 
-    def _dispatch(self, events: list[CstpEvent]) -> str | None:
-        """Act on core events. Returns a reason to leave this tunnel, or None."""
+    def _dispatch(self, events: list[CstpEvent]) -> tuple[str, str] | None:
+        """Act on core events. Returns (cause, reason) to leave this tunnel, or None."""
         for ev in events:
             k = ev.kind
             if k == "data":
@@ -631,7 +758,7 @@ class ClientSession:
             elif k == "terminate":
                 raise SessionTerminated("headend terminated the session (TERMINATE)")
             elif k == "peer-dead":
-                return "DPD: no answer from the headend for more than 2 x DPD"
+                return "dpd", "DPD: no answer from the headend for more than 2 x DPD"
             elif k == "rekey-due":
                 p = self.params
                 assert p is not None
@@ -639,18 +766,18 @@ class ClientSession:
                     self._stream.conn.refresh_traffic_keys()
                     self.log.info("rekey: TLS 1.3 key update")
                 else:
-                    return f"rekey ({p.rekey_method})"
+                    return "rekey", f"rekey ({p.rekey_method})"
         return None
 
-    async def _read_loop(self, stream: TlsStream) -> str:
+    async def _read_loop(self, stream: TlsStream) -> tuple[str, str]:
         """Socket → core → events, until a reason to leave this connection."""
         while await stream.receive():
             if (r := self._dispatch(stream.conn.poll_events())) is not None:
                 return r
         self._dispatch(stream.conn.poll_events())
-        return "TLS connection closed by the headend"
+        return "transport", "TLS connection closed by the headend"
 
-    async def _timer_loop(self, stream: TlsStream) -> str:
+    async def _timer_loop(self, stream: TlsStream) -> tuple[str, str]:
         """Sleep until the core's deadline, run its timers, act on what they say."""
         while True:
             deadline = stream.conn.next_deadline()
@@ -663,29 +790,47 @@ class ClientSession:
             if (r := self._dispatch(stream.conn.poll_events())) is not None:
                 return r
 
-    async def _serve_tunnel(self) -> str:
-        """Run one CSTP connection until it must be replaced. Returns why.
+    async def _policy_loop(self, stream: TlsStream) -> tuple[str, str]:
+        """Sleep until the MTU policy's deadline; act on its decision (module docstring)."""
+        while True:
+            wake = self._policy_wake
+            deadline = self.mtu_policy.next_deadline()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await wake.wait()
+            decision = self.mtu_policy.on_timeout(trio.current_time())
+            if isinstance(decision, Reconnect):
+                for line in decision.lines:
+                    self.log.info("%s", line)
+                return decision.cause, (
+                    f"reason code {decision.reason_code}: new MTU {decision.new_mtu}"
+                    f" (adapter MTU {self.adapter.mtu}, DTLS not up)"
+                )
+            if decision is not None:
+                self._apply_mtu(decision)
+
+    async def _serve_tunnel(self) -> tuple[str, str]:
+        """Run one CSTP connection until it must be replaced. Returns (cause, why).
 
         A lost connection returns its reason (the caller reconnects); anything else the
         headend did wrong (terminate, broken framing) is raised: it ends the session.
         """
         stream = self._stream
         assert stream is not None
-        why: list[str] = []
+        why: list[tuple[str, str]] = []
         terminal: list[TunnelswarmError] = []
 
-        async def guarded(loop: Callable[[TlsStream], Awaitable[str]]) -> None:
+        async def guarded(loop: Callable[[TlsStream], Awaitable[tuple[str, str]]]) -> None:
             try:
                 reason = await loop(stream)
             except (ConnectionLost, TlsError) as e:
-                reason = str(e)
+                reason = "transport", str(e)
                 # frames decoded before the loss still count (DISCONNECT, then close)
                 try:
                     self._dispatch(stream.conn.poll_events())
                 except TunnelswarmError as t:
                     terminal.append(t)
             except TunnelswarmError as e:
-                reason = str(e)
+                reason = "error", str(e)
                 terminal.append(e)
             if not why:
                 why.append(reason)
@@ -694,6 +839,7 @@ class ClientSession:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(guarded, self._read_loop)
             nursery.start_soon(guarded, self._timer_loop)
+            nursery.start_soon(guarded, self._policy_loop)
             if self.dtls is not None:
                 nursery.start_soon(self.dtls.run)
         self.dtls = None
@@ -703,13 +849,21 @@ class ClientSession:
         await stream.aclose()
         if terminal:
             raise terminal[0]
-        return why[0] if why else "tunnel stopped"
+        return why[0] if why else ("transport", "tunnel stopped")
 
-    async def _reconnect(self, why: str) -> None:
+    async def _reconnect(self, cause: str, why: str) -> None:
         self.reconnects += 1
+        self.reconnects_by_cause[cause] = self.reconnects_by_cause.get(cause, 0) + 1
+        self._reconnect_cause = cause
         self.connected = trio.Event()
-        self.log.warning("reconnecting: %s", why)
-        schedule = ReconnectPolicy(timeout=self.options.reconnect_timeout).schedule()
+        self._event("reconnect", why, cause=cause)
+        self.log.warning("reconnecting (%s): %s", cause, why)
+        prof = self.options.profile
+        schedule = ReconnectPolicy(
+            timeout=self.options.reconnect_timeout,
+            interval=prof.reconnect_interval,
+            max_interval=prof.reconnect_max_interval,
+        ).schedule()
         while True:
             try:
                 await self._open_tunnel(reconnect=True)
@@ -731,10 +885,10 @@ class ClientSession:
     async def run(self) -> None:
         """Serve the tunnel, reconnecting as needed, until closed or a terminal error."""
         while not self.closing and self._stream is not None:
-            why = await self._serve_tunnel()
+            cause, why = await self._serve_tunnel()
             if self.closing:
                 return
-            await self._reconnect(why)
+            await self._reconnect(cause, why)
 
     async def check_round_trip(self, timeout: float = 5.0) -> bool:
         """Send a CSTP DPD request and wait for the answer: proof the tunnel carries frames."""
@@ -777,14 +931,19 @@ async def open_client(
     bye_text: str = "Client disconnected",
     impairments: Impairments | None = None,
     datagram_opener: DatagramOpener | None = None,
+    on_event: Callable[[SessionEvent], None] | None = None,
 ) -> AsyncIterator[ClientSession]:
-    """Log in, bring the tunnel up, and keep it up while the block runs."""
+    """Log in, bring the tunnel up, and keep it up while the block runs.
+
+    ``on_event`` receives every :class:`SessionEvent` of the client's timeline.
+    """
     session = ClientSession(
         options,
         opener=opener,
         log=log,
         impairments=impairments,
         datagram_opener=datagram_opener,
+        on_event=on_event,
     )
     try:
         if session.cookie is None:
