@@ -28,12 +28,14 @@ TOML layout (every key optional except ``name``; durations accept ``ms``/``s``/`
     count = 1
     user = "test"
     password = "test"
+    start = "0s"                     # when the first client starts
     stagger = "0s"                   # between client starts
     [clients.overrides]              # ClientProfile fields, e.g. dtls_give_up = 10
     [traffic]
     ping = { target = "10.1.1.1", interval = "1s", size = 56 }
     udp = { target = "10.1.1.1", port = 7, interval = "5s", size = 1400 }
     flows = { server = "10.1.1.1", port = 80, bytes = 200000, every = "20s" }
+    inside_udp = { size = 1427, every = "10s" }   # mock ASA only: pushed to every client
     [[actions]]
     at = "0s"
     impair = { block_udp = true }    # see IMPAIRMENTS
@@ -72,6 +74,7 @@ __all__ = [
     "ClientsSpec",
     "FlowSpec",
     "HeadendSpec",
+    "InsideUdpSpec",
     "PingSpec",
     "Scenario",
     "TrafficSpec",
@@ -166,6 +169,8 @@ class ClientsSpec:
     count: int = 1
     user: str = "test"
     password: str = "test"
+    #: the first client starts this long after the run (e.g. after an admin change)
+    start: float = 0.0
     stagger: float = 0.0
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
@@ -196,10 +201,22 @@ class FlowSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class InsideUdpSpec:
+    """The mock ASA's inside network pushes a UDP datagram of ``size`` bytes (IP length,
+    DF set unless ``df`` is false) to every client every ``every`` seconds — media or a
+    large DNS answer the client did not size for (mock ASA only)."""
+
+    size: int = 1427
+    every: float = 10.0
+    df: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficSpec:
     ping: PingSpec | None = None
     udp: UdpSpec | None = None
     flows: FlowSpec | None = None
+    inside_udp: InsideUdpSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,20 +303,26 @@ def _headend(source: str, t: dict[str, Any]) -> HeadendSpec:
 
 
 def _clients(source: str, t: dict[str, Any]) -> ClientsSpec:
-    _only(source, "clients", t, ("profile", "count", "user", "password", "stagger", "overrides"))
+    _only(
+        source,
+        "clients",
+        t,
+        ("profile", "count", "user", "password", "start", "stagger", "overrides"),
+    )
     return ClientsSpec(
         profile=_str(source, "clients.profile", t.get("profile", "anyconnect-3.1")),
         count=_int(source, "clients.count", t.get("count", 1), low=1),
         user=_str(source, "clients.user", t.get("user", "test")),
         password=_str(source, "clients.password", t.get("password", "test")),
+        start=_seconds(source, "clients.start", t.get("start", 0)),
         stagger=_seconds(source, "clients.stagger", t.get("stagger", 0)),
         overrides=dict(_table(source, "clients.overrides", t.get("overrides", {}))),
     )
 
 
 def _traffic(source: str, t: dict[str, Any]) -> TrafficSpec:
-    _only(source, "traffic", t, ("ping", "udp", "flows"))
-    ping = udp = flows = None
+    _only(source, "traffic", t, ("ping", "udp", "flows", "inside_udp"))
+    ping = udp = flows = inside_udp = None
     if "ping" in t:
         p = _table(source, "traffic.ping", t["ping"])
         _only(source, "traffic.ping", p, ("target", "interval", "size"))
@@ -326,7 +349,18 @@ def _traffic(source: str, t: dict[str, Any]) -> TrafficSpec:
             bytes=_int(source, "traffic.flows.bytes", f.get("bytes", 200_000), low=1),
             every=_seconds(source, "traffic.flows.every", f.get("every", 20)),
         )
-    return TrafficSpec(ping=ping, udp=udp, flows=flows)
+    if "inside_udp" in t:
+        iu = _table(source, "traffic.inside_udp", t["inside_udp"])
+        _only(source, "traffic.inside_udp", iu, ("size", "every", "df"))
+        df = iu.get("df", True)
+        if not isinstance(df, bool):
+            raise ConfigError(f"{_where(source, 'traffic.inside_udp.df')}: expected true or false")
+        inside_udp = InsideUdpSpec(
+            size=_int(source, "traffic.inside_udp.size", iu.get("size", 1427), low=28),
+            every=_seconds(source, "traffic.inside_udp.every", iu.get("every", 10)),
+            df=df,
+        )
+    return TrafficSpec(ping=ping, udp=udp, flows=flows, inside_udp=inside_udp)
 
 
 def _impairment(source: str, key: str, name: str, value: object) -> object:
@@ -417,6 +451,9 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
     _only(source, "realtime", rt, ("duration", "overrides", "expect"))
     headend = _headend(source, _table(source, "headend", data.get("headend", {})))
     actions = _actions(source, data.get("actions", []))
+    traffic = _traffic(source, _table(source, "traffic", data.get("traffic", {})))
+    if not headend.is_mock and traffic.inside_udp is not None:
+        raise ConfigError(f"{source}: traffic.inside_udp needs the mock ASA")
     if not headend.is_mock:
         for a in actions:
             if a.admin or "drop_icmp" in a.impair:
@@ -431,7 +468,7 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
         seed=_int(source, "seed", data.get("seed", 1)),
         headend=headend,
         clients=_clients(source, _table(source, "clients", data.get("clients", {}))),
-        traffic=_traffic(source, _table(source, "traffic", data.get("traffic", {}))),
+        traffic=traffic,
         actions=actions,
         expect=_expect(source, "expect", data.get("expect", [])),
         realtime_duration=(
