@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("-v", "--verbose", action="count", default=0, help="protocol log (-vv: debug)")
     _add_mock_asa_parser(sub)
+    from tunnelswarm.scenario.cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -485,6 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "mock-asa":
         return _run_mock_asa(args)
+    if args.command in ("run", "scenarios"):
+        from tunnelswarm.scenario.cli import run_command, scenarios_command
+
+        return run_command(args) if args.command == "run" else scenarios_command()
     try:
         password = _password(args, sys.stdin)
         return trio.run(_connect, args, password, sys.stdout)

@@ -45,8 +45,10 @@ TOML layout (every key optional except ``name``; durations accept ``ms``/``s``/`
     [[expect]]
     check = "6 <= reconnects_per_10min[mtu] <= 11"
     why = "tech note: reason code 16 about a minute after every connect"
-    [realtime]                       # how `tunnelswarm run` without --virtual-time runs it
+    [realtime]                       # `tunnelswarm run --quick`: a shortened real-time run
     duration = "150s"
+    start = "5s"                     # replaces clients.start
+    # [[realtime.actions]] ...       # replaces the timeline
     [realtime.overrides]             # shortened timers for a quick real-time run
     dtls_give_up = 10
     [[realtime.expect]]              # replaces [[expect]] in real time, if given
@@ -252,25 +254,39 @@ class Scenario:
     realtime_duration: float | None = None
     realtime_overrides: Mapping[str, Any] = field(default_factory=dict)
     realtime_expect: tuple[Expectation, ...] | None = None
+    #: real-time variant: its own timeline and client start (None: the same)
+    realtime_actions: tuple[Action, ...] | None = None
+    realtime_start: float | None = None
     #: Python scenarios: ``async def script(ctx)`` run beside the timeline
     script: ScriptFn | None = None
     source: str = "<built-in>"
 
     def for_real_time(self) -> Scenario:
         """The scenario as it runs in real time (shortened timers, its own checks)."""
-        if self.realtime_duration is None and not self.realtime_overrides:
+        if (
+            self.realtime_duration is None
+            and not self.realtime_overrides
+            and self.realtime_expect is None
+            and self.realtime_actions is None
+            and self.realtime_start is None
+        ):
             return self
         clients = replace(
-            self.clients, overrides={**self.clients.overrides, **self.realtime_overrides}
+            self.clients,
+            overrides={**self.clients.overrides, **self.realtime_overrides},
+            start=self.clients.start if self.realtime_start is None else self.realtime_start,
         )
         return replace(
             self,
             duration=self.realtime_duration or self.duration,
             clients=clients,
+            actions=self.actions if self.realtime_actions is None else self.realtime_actions,
             expect=self.expect if self.realtime_expect is None else self.realtime_expect,
             realtime_duration=None,
             realtime_overrides={},
             realtime_expect=None,
+            realtime_actions=None,
+            realtime_start=None,
         )
 
 
@@ -389,12 +405,12 @@ def _impairment(source: str, key: str, name: str, value: object) -> object:
     )
 
 
-def _actions(source: str, items: object) -> tuple[Action, ...]:
+def _actions(source: str, items: object, name: str = "actions") -> tuple[Action, ...]:
     if not isinstance(items, list):
-        raise ConfigError(f"{_where(source, 'actions')}: expected [[actions]] tables")
+        raise ConfigError(f"{_where(source, name)}: expected [[{name}]] tables")
     out = []
     for i, raw in enumerate(items):
-        key = f"actions[{i}]"
+        key = f"{name}[{i}]"
         a = _table(source, key, raw)
         _only(source, key, a, ("at", "impair", "admin"))
         if "at" not in a:
@@ -448,14 +464,15 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
     if "name" not in data:
         raise ConfigError(f"{source}: missing 'name'")
     rt = _table(source, "realtime", data.get("realtime", {}))
-    _only(source, "realtime", rt, ("duration", "overrides", "expect"))
+    _only(source, "realtime", rt, ("duration", "start", "overrides", "expect", "actions"))
     headend = _headend(source, _table(source, "headend", data.get("headend", {})))
     actions = _actions(source, data.get("actions", []))
     traffic = _traffic(source, _table(source, "traffic", data.get("traffic", {})))
     if not headend.is_mock and traffic.inside_udp is not None:
         raise ConfigError(f"{source}: traffic.inside_udp needs the mock ASA")
+    rt_actions = _actions(source, rt["actions"], "realtime.actions") if "actions" in rt else None
     if not headend.is_mock:
-        for a in actions:
+        for a in (*actions, *(rt_actions or ())):
             if a.admin or "drop_icmp" in a.impair:
                 raise ConfigError(
                     f"{source}: actions at {a.at:g} s need the mock ASA (admin lines and"
@@ -478,6 +495,8 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
         realtime_expect=(
             _expect(source, "realtime.expect", rt["expect"]) if "expect" in rt else None
         ),
+        realtime_actions=rt_actions,
+        realtime_start=(_seconds(source, "realtime.start", rt["start"]) if "start" in rt else None),
         source=source,
     )
 

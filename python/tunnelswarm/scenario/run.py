@@ -153,6 +153,9 @@ class RunOptions:
     on_line: Callable[[TimelineEntry], None] | None = None
     #: real time against the mock: where it keeps its certificate (None: a temp dir)
     state_dir: Path | None = None
+    #: real time only: use the scenario's ``[realtime]`` section (shortened timers and
+    #: duration, its own expectations) — quick runs and the test suite
+    quick: bool = False
 
 
 @dataclass
@@ -530,7 +533,8 @@ async def run_scenario_async(sc: Scenario, opts: RunOptions) -> ScenarioResult:
     """Run ``sc`` in real time inside the caller's Trio run (Ctrl-C keeps the results)."""
     if opts.virtual_time:
         raise ConfigError("virtual time needs its own Trio run: use run_scenario()")
-    sc = sc.for_real_time()
+    if opts.quick:
+        sc = sc.for_real_time()
     run = _Run(sc, opts, sc.seed if opts.seed is None else opts.seed)
     import time
 
