@@ -6,6 +6,7 @@ input the caller drains ``poll_transmit()``, then ``next_deadline()``, then
 ``poll_events()``. Errors are the classes of :mod:`tunnelswarm.errors`.
 """
 
+from ipaddress import IPv4Address
 from typing import Final, Literal, final
 
 __version__: Final[str]
@@ -249,6 +250,272 @@ def icmp_echo_reply(request: bytes) -> bytes | None:
 
 def udp_echo_reply(request: bytes) -> bytes | None:
     """The reply an echo service would send for an IPv4 UDP datagram."""
+
+# ----------------------------------------------------------------- IPv4 packets
+#: an IPv4 address: text, 4 packed bytes, or an ``ipaddress.IPv4Address``; a bad one
+#: raises ConfigError
+Address = str | bytes | IPv4Address
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 checksum of ``data`` (0 when ``data`` already carries a correct one)."""
+
+@final
+class Ipv4Info:
+    """The header of a sound IPv4 packet (see :func:`ipv4_inspect`)."""
+
+    @property
+    def src(self) -> bytes:
+        """Source address, 4 packed bytes."""
+    @property
+    def dst(self) -> bytes:
+        """Destination address, 4 packed bytes."""
+    @property
+    def src_ip(self) -> str: ...
+    @property
+    def dst_ip(self) -> str: ...
+    @property
+    def protocol(self) -> int: ...
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def ident(self) -> int: ...
+    @property
+    def total_len(self) -> int:
+        """The total length field (header + payload)."""
+    @property
+    def header_len(self) -> int:
+        """IHL x 4, 20..60."""
+    @property
+    def df(self) -> bool: ...
+    @property
+    def mf(self) -> bool: ...
+    @property
+    def frag_offset(self) -> int:
+        """Fragment offset in 8-byte units, as on the wire."""
+    @property
+    def is_fragment(self) -> bool:
+        """MF set or a non-zero offset."""
+
+def ipv4_inspect(packet: bytes) -> Ipv4Info | None:
+    """The IPv4 header, or None unless the packet is sound: version 4, IHL >= 5, total
+    length within the bytes and >= the header, header checksum right. Never raises."""
+
+def fragment_ipv4(packet: bytes, mtu: int) -> list[bytes]:
+    """RFC 791 fragments of at most ``mtu`` bytes: data on 8-byte boundaries, offsets
+    relative to the packet's own (a fragment can be fragmented again), MF on all but the
+    last, options with the copied flag repeated in later fragments, DF and ident copied,
+    header checksums recomputed. A packet that fits comes back whole (padding trimmed).
+    [] when it cannot be fragmented (not sound IPv4, ``mtu`` below header + 8, offset
+    overflow)."""
+
+def icmp_frag_needed(original: bytes, mtu: int, source: Address, *, ttl: int = 255) -> bytes | None:
+    """ICMP type 3 code 4 about ``original`` (RFC 792, RFC 1191): next-hop MTU ``mtu``
+    (0..65535) in bytes 6-7, the original header + 8 data bytes quoted, from ``source``
+    to the original sender, DF clear, ident 0. None when RFC 1122 §3.2.2 forbids an
+    error: ``original`` not sound IPv4, a non-initial fragment, an ICMP error, from a
+    non-host source or to a multicast/broadcast destination."""
+
+def tcp_segment(
+    src: Address,
+    dst: Address,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes | None = None,
+    *,
+    mss: int | None = None,
+    window: int = 65535,
+    df: bool = True,
+    ident: int = 0,
+    ttl: int = 64,
+) -> bytes:
+    """A complete IPv4/TCP packet with both checksums right (20-byte IPv4 header; ``mss``
+    adds the MSS option). ``seq`` / ``ack`` are taken modulo 2**32; ``flags`` is the
+    whole flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20).
+    LocalProtocolError if the packet would exceed 65535 bytes."""
+
+def udp_datagram(
+    src: Address,
+    dst: Address,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    *,
+    df: bool = True,
+    ttl: int = 64,
+    ident: int = 0,
+) -> bytes:
+    """A complete IPv4/UDP packet with both checksums right (a computed UDP checksum of 0
+    is sent as 0xFFFF). LocalProtocolError if it would exceed 65535 bytes."""
+
+@final
+class TcpSegment:
+    """A parsed IPv4/TCP segment (see :func:`parse_tcp`)."""
+
+    @property
+    def src(self) -> bytes:
+        """Source address, 4 packed bytes."""
+    @property
+    def dst(self) -> bytes:
+        """Destination address, 4 packed bytes."""
+    @property
+    def src_ip(self) -> str: ...
+    @property
+    def dst_ip(self) -> str: ...
+    @property
+    def sport(self) -> int: ...
+    @property
+    def dport(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ack(self) -> int: ...
+    @property
+    def flags(self) -> int:
+        """The whole flags byte."""
+    @property
+    def window(self) -> int: ...
+    @property
+    def mss(self) -> int | None:
+        """The MSS option, if present."""
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def df(self) -> bool: ...
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def ident(self) -> int: ...
+    @property
+    def length(self) -> int:
+        """The IPv4 total length."""
+
+def parse_tcp(packet: bytes) -> TcpSegment | None:
+    """The TCP segment of an unfragmented, sound IPv4 packet, or None: another protocol,
+    a fragment, under 20 TCP bytes, a data offset outside 20..length, a wrong TCP
+    checksum, or malformed options (a bad length byte; an MSS option not 4 bytes long).
+    Never raises."""
+
+@final
+class IcmpMessage:
+    """A parsed ICMP message (see :func:`parse_icmp`); the ``quoted_*`` fields describe
+    the original datagram quoted by an error message (None when absent or too short)."""
+
+    @property
+    def src(self) -> bytes: ...
+    @property
+    def dst(self) -> bytes: ...
+    @property
+    def src_ip(self) -> str: ...
+    @property
+    def icmp_type(self) -> int: ...
+    @property
+    def code(self) -> int: ...
+    @property
+    def mtu(self) -> int | None:
+        """Next-hop MTU of a type 3 code 4 message, as sent (0 from an old router)."""
+    @property
+    def is_error(self) -> bool:
+        """Type 3, 4, 5, 11 or 12."""
+    @property
+    def quoted_src(self) -> bytes | None: ...
+    @property
+    def quoted_dst(self) -> bytes | None: ...
+    @property
+    def quoted_protocol(self) -> int | None: ...
+    @property
+    def quoted_sport(self) -> int | None:
+        """Source port of a quoted TCP/UDP header (first fragment only)."""
+    @property
+    def quoted_dport(self) -> int | None: ...
+    @property
+    def quoted_seq(self) -> int | None:
+        """Sequence number of a quoted TCP header (RFC 5927 §4.1 checks it)."""
+
+def parse_icmp(packet: bytes) -> IcmpMessage | None:
+    """The ICMP message of an unfragmented, sound IPv4 packet with at least 8 ICMP bytes
+    and a right ICMP checksum, else None. The quote of an error is parsed leniently (cut
+    short, checksum not checked). Never raises."""
+
+# ----------------------------------------------------------------- the flow receiver
+FlowVerdictKind = Literal["not-ours", "progress", "complete", "reset", "malformed"]
+FlowStateName = Literal["idle", "syn-sent", "established", "complete", "reset", "gave-up"]
+
+@final
+class FlowVerdict:
+    """What an inbound packet meant to a :class:`FlowReceiver`.
+
+    Attributes:
+        kind: ``progress`` is any segment of the flow (``new_bytes`` may be 0: the
+            SYN|ACK, a duplicate, a segment after a gap); ``complete`` is the in-order
+            FIN; ``reset`` a server RST; ``malformed`` a TCP packet between the flow's
+            addresses that does not parse; ``not-ours`` anything else.
+        new_bytes: in-order response bytes the packet added.
+        reason: why it was malformed.
+    """
+
+    @property
+    def kind(self) -> FlowVerdictKind: ...
+    @property
+    def new_bytes(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+
+@final
+class FlowReceiver:
+    """The client end of one mock-ASA "web server" transfer (``asa/inside.py``): a SYN
+    with an MSS option and ``GET /<nbytes>``, cumulative ACKs, no out-of-order queue,
+    SYN retransmission (``syn_rto_us`` doubling, at most ``syn_retries`` times, then
+    ``gave-up``). Sans-IO: after any input drain ``poll_transmit()``, then look at
+    ``next_deadline()``.
+    """
+
+    def __new__(
+        cls,
+        src: Address,
+        dst: Address,
+        sport: int,
+        dport: int,
+        mss: int,
+        nbytes: int,
+        isn: int = 0,
+        *,
+        syn_rto_us: int = 1_000_000,
+        syn_retries: int = 3,
+        ttl: int = 64,
+        window: int = 65535,
+    ) -> FlowReceiver:
+        """ConfigError for a bad address, a zero port, TTL or RTO, or ``nbytes`` over
+        2**31 - 4."""
+    def syn(self, now: int) -> bytes:
+        """The first SYN; arms the SYN timer. LocalProtocolError when called twice."""
+    def handle_packet(self, now: int, packet: bytes) -> FlowVerdict:
+        """Classify an inbound IPv4 packet; never raises on bad bytes."""
+    def poll_transmit(self) -> bytes | None:
+        """The next packet to send: a SYN retransmission, then the newest ACK (ACKs are
+        cumulative: an unsent older one is replaced)."""
+    def next_deadline(self) -> int | None:
+        """When :meth:`handle_timeout` has work (the SYN timer), microseconds."""
+    def handle_timeout(self, now: int) -> None:
+        """Retransmit the SYN or give up, if due; an early call does nothing."""
+    @property
+    def state(self) -> FlowStateName: ...
+    @property
+    def sport(self) -> int: ...
+    @property
+    def mss(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    def stats(self) -> dict[str, int | None]:
+        """syns_sent, syn_retransmits, segments, data_segments, bytes (in order),
+        largest_payload, smallest_payload, full_segment (min of both MSS), out_of_order
+        (segments after a gap), duplicates (segments with bytes already received),
+        short_segments (data short of the full size before the end of the response),
+        payload_errors, ignored, malformed, acks_sent, and the times syn_at_us,
+        established_at_us, first_byte_at_us, completed_at_us, reset_at_us,
+        gave_up_at_us (None until they happen)."""
 
 RecordCipherName = Literal[
     "aes-cbc-sha1",

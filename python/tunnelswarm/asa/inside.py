@@ -74,24 +74,41 @@ State per flow is a handful of integers (the payload is a function of the offset
 buffers are kept); the number of flows is bounded by :attr:`FlowParams.max_flows`. Timers
 are one heap with lazy deletion: at most one live entry per flow.
 
-This module also builds the ICMP "fragmentation needed" message the ASA side sends
-(:func:`icmp_frag_needed`) and the IPv4/TCP packets of the flow model
-(:func:`tcp_segment`, :func:`parse_tcp`), which the client-side flow model can reuse.
+Bytes and policy (house rule 5)
+-------------------------------
+No Python here reads or writes header bytes: parsing (``ipv4_inspect``, ``parse_tcp``,
+``parse_icmp``), building (``tcp_segment``, ``udp_datagram``, the ICMP
+"fragmentation needed" message of :func:`icmp_frag_needed` the ASA side sends) and
+checksums are the Rust core's (``rust/proto/src/ip/``), re-exported here. What stays in
+Python is the mock's *policy*: which hosts exist, the sender's window, RTO and PMTU
+estimate, the request grammar and the response pattern. The client end of the flow is
+the core's ``FlowReceiver`` (``rust/proto/src/traffic/flow.rs``), driven by
+:func:`tunnelswarm.client.flow.fetch`.
 """
 
 from __future__ import annotations
 
-import array
 import heapq
 import ipaddress
 import random
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Final
 
-from tunnelswarm._core import icmp_echo_reply, udp_echo_reply
+from tunnelswarm._core import (
+    IcmpMessage,
+    TcpSegment,
+    icmp_echo_reply,
+    internet_checksum,
+    ipv4_inspect,
+    parse_icmp,
+    parse_tcp,
+    tcp_segment,
+    udp_datagram,
+    udp_echo_reply,
+)
+from tunnelswarm._core import icmp_frag_needed as _core_icmp_frag_needed
 from tunnelswarm.errors import ConfigError
 
 __all__ = [
@@ -116,6 +133,7 @@ __all__ = [
     "parse_tcp",
     "response_bytes",
     "tcp_segment",
+    "udp_datagram",
 ]
 
 #: the flow model's server port
@@ -141,15 +159,11 @@ _PROTO_UDP: Final = 17
 _ICMP_ECHO_REQUEST: Final = 8
 _ICMP_UNREACHABLE: Final = 3
 _ICMP_FRAG_NEEDED: Final = 4
-#: ICMP error types: never the subject of another ICMP error (RFC 1122 §3.2.2)
-_ICMP_ERRORS: Final = frozenset({3, 4, 5, 11, 12})
-_TTL: Final = 64
 #: TTL of the ICMP errors the ASA originates (model: Cisco devices use 255)
 _ASA_TTL: Final = 255
 _SEQ_MOD: Final = 1 << 32
 _REQUEST: Final = re.compile(rb"GET /([0-9]{1,12})(?:[ \r\n].*)?", re.DOTALL)
 _PATTERN: Final = bytes(range(256)) * 260  # ≥ 256 + the largest segment (65535)
-_LITTLE: Final = sys.byteorder == "little"
 
 
 # ================================================================== parameters and counters
@@ -242,16 +256,9 @@ class ForwardCounters:
 
 
 # ================================================================== packet helpers
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071 checksum of ``data`` (0 when ``data`` already carries a correct one)."""
-    if len(data) & 1:
-        data += b"\0"
-    s = sum(array.array("H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    if _LITTLE:  # summed in host order: swap once (RFC 1071 §2(B))
-        s = ((s & 0xFF) << 8) | (s >> 8)
-    return ~s & 0xFFFF
+# The byte work is the core's (house rule 5): ``internet_checksum``, ``tcp_segment``,
+# ``parse_tcp`` / ``TcpSegment``, ``udp_datagram`` and ``ipv4_inspect`` / ``parse_icmp``
+# come from ``tunnelswarm._core`` (rust/proto/src/ip/); this module keeps the policy.
 
 
 def _addr(a: str | bytes | ipaddress.IPv4Address) -> bytes:
@@ -260,61 +267,6 @@ def _addr(a: str | bytes | ipaddress.IPv4Address) -> bytes:
             raise ValueError(f"IPv4 address must be 4 bytes, not {len(a)}")
         return a
     return ipaddress.IPv4Address(a).packed
-
-
-def _ipv4(
-    src: bytes, dst: bytes, proto: int, payload: bytes, *, ident: int, ttl: int, df: bool
-) -> bytes:
-    head = bytearray(20)
-    head[0] = 0x45
-    head[2:4] = (20 + len(payload)).to_bytes(2, "big")
-    head[4:6] = (ident & 0xFFFF).to_bytes(2, "big")
-    head[6] = 0x40 if df else 0
-    head[8] = ttl
-    head[9] = proto
-    head[12:16] = src
-    head[16:20] = dst
-    head[10:12] = internet_checksum(bytes(head)).to_bytes(2, "big")
-    return bytes(head) + payload
-
-
-def _tcp_checksum(src: bytes, dst: bytes, tcp: bytes) -> int:
-    pseudo = src + dst + b"\0\x06" + len(tcp).to_bytes(2, "big")
-    return internet_checksum(pseudo + tcp)
-
-
-def tcp_segment(
-    src: str | bytes,
-    dst: str | bytes,
-    sport: int,
-    dport: int,
-    seq: int,
-    ack: int,
-    flags: int,
-    payload: bytes = b"",
-    *,
-    mss: int | None = None,
-    window: int = 65535,
-    df: bool = True,
-    ident: int = 0,
-    ttl: int = _TTL,
-) -> bytes:
-    """A complete IPv4/TCP packet with correct checksums; ``mss`` adds the MSS option."""
-    s, d = _addr(src), _addr(dst)
-    opts = b"" if mss is None else b"\x02\x04" + (mss & 0xFFFF).to_bytes(2, "big")
-    tcp = bytearray(20 + len(opts))
-    tcp[0:2] = (sport & 0xFFFF).to_bytes(2, "big")
-    tcp[2:4] = (dport & 0xFFFF).to_bytes(2, "big")
-    tcp[4:8] = (seq % _SEQ_MOD).to_bytes(4, "big")
-    tcp[8:12] = (ack % _SEQ_MOD).to_bytes(4, "big")
-    tcp[12] = (len(tcp) // 4) << 4
-    tcp[13] = flags & 0x3F
-    tcp[14:16] = (window & 0xFFFF).to_bytes(2, "big")
-    tcp[20:] = opts
-    seg = bytes(tcp) + payload
-    csum = _tcp_checksum(s, d, seg)
-    seg = seg[:16] + csum.to_bytes(2, "big") + seg[18:]
-    return _ipv4(s, d, _PROTO_TCP, seg, ident=ident, ttl=ttl, df=df)
 
 
 def http_request(nbytes: int) -> bytes:
@@ -332,132 +284,20 @@ def response_bytes(offset: int, length: int) -> bytes:
     return bytes((offset + i) & 0xFF for i in range(length))
 
 
-@dataclass(frozen=True, slots=True)
-class TcpSegment:
-    """A parsed IPv4/TCP packet (addresses as 4 packed bytes)."""
-
-    src: bytes
-    dst: bytes
-    sport: int
-    dport: int
-    seq: int
-    ack: int
-    flags: int
-    window: int
-    mss: int | None
-    payload: bytes
-    df: bool
-    #: the IPv4 total length
-    length: int
-
-    @property
-    def src_ip(self) -> str:
-        return str(ipaddress.IPv4Address(self.src))
-
-    @property
-    def dst_ip(self) -> str:
-        return str(ipaddress.IPv4Address(self.dst))
-
-
-def _ip_header(packet: bytes) -> tuple[int, int] | None:
-    """(IHL in bytes, total length) of a sound IPv4 packet, else None."""
-    if len(packet) < 20 or packet[0] >> 4 != 4:
-        return None
-    ihl = (packet[0] & 0x0F) * 4
-    total = int.from_bytes(packet[2:4], "big")
-    if ihl < 20 or total < ihl or total > len(packet):
-        return None
-    if internet_checksum(packet[:ihl]) != 0:
-        return None
-    return ihl, total
-
-
-def _mss_option(opts: bytes) -> tuple[bool, int | None]:
-    """(options well-formed, MSS value if present)."""
-    i, mss = 0, None
-    while i < len(opts):
-        kind = opts[i]
-        if kind == 0:
-            break
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= len(opts) or opts[i + 1] < 2 or i + opts[i + 1] > len(opts):
-            return False, None
-        if kind == 2:
-            if opts[i + 1] != 4:
-                return False, None
-            mss = int.from_bytes(opts[i + 2 : i + 4], "big")
-        i += opts[i + 1]
-    return True, mss
-
-
-def _parse_tcp_body(packet: bytes, ihl: int, total: int) -> TcpSegment | None:
-    tcp = packet[ihl:total]
-    if len(tcp) < 20:
-        return None
-    off = (tcp[12] >> 4) * 4
-    if off < 20 or off > len(tcp):
-        return None
-    if _tcp_checksum(packet[12:16], packet[16:20], tcp) != 0:
-        return None
-    ok, mss = _mss_option(tcp[20:off])
-    if not ok:
-        return None
-    return TcpSegment(
-        src=packet[12:16],
-        dst=packet[16:20],
-        sport=int.from_bytes(tcp[0:2], "big"),
-        dport=int.from_bytes(tcp[2:4], "big"),
-        seq=int.from_bytes(tcp[4:8], "big"),
-        ack=int.from_bytes(tcp[8:12], "big"),
-        flags=tcp[13] & 0x3F,
-        window=int.from_bytes(tcp[14:16], "big"),
-        mss=mss,
-        payload=tcp[off:],
-        df=bool(packet[6] & 0x40),
-        length=total,
-    )
-
-
-def parse_tcp(packet: bytes) -> TcpSegment | None:
-    """The TCP segment in an unfragmented IPv4 packet with correct checksums, else None."""
-    hdr = _ip_header(packet)
-    if hdr is None or packet[9] != _PROTO_TCP or _is_fragment(packet):
-        return None
-    return _parse_tcp_body(packet, *hdr)
-
-
-def _is_fragment(packet: bytes) -> bool:
-    return bool(int.from_bytes(packet[6:8], "big") & 0x3FFF)
-
-
 def icmp_frag_needed(
     original: bytes, mtu: int, source: str | bytes, *, ttl: int = _ASA_TTL
 ) -> bytes | None:
     """ICMP type 3 code 4 "fragmentation needed and DF set" about ``original`` (RFC 792,
     RFC 1191): next-hop MTU in bytes 6–7, data = the original IP header + its first 8
-    data bytes, sent from ``source`` to the original sender, DF clear.
+    data bytes, sent from ``source`` to the original sender, DF clear (built by the core).
 
     None when no error may be sent (RFC 1122 §3.2.2): ``original`` is not a sound IPv4
-    packet, is a non-initial fragment, or is itself an ICMP error.
+    packet, is a non-initial fragment, is itself an ICMP error, or does not come from a
+    single host; or ``mtu`` is outside 0..65535.
     """
-    hdr = _ip_header(original)
-    if hdr is None or not 0 <= mtu <= 0xFFFF:
+    if not 0 <= mtu <= 0xFFFF:
         return None
-    ihl, total = hdr
-    if int.from_bytes(original[6:8], "big") & 0x1FFF:
-        return None
-    if original[9] == _PROTO_ICMP and (total <= ihl or original[ihl] in _ICMP_ERRORS):
-        return None
-    quote = original[: min(total, ihl + 8)]
-    body = bytearray(8)
-    body[0] = _ICMP_UNREACHABLE
-    body[1] = _ICMP_FRAG_NEEDED
-    body[6:8] = mtu.to_bytes(2, "big")
-    msg = bytes(body) + quote
-    msg = msg[:2] + internet_checksum(msg).to_bytes(2, "big") + msg[4:]
-    return _ipv4(_addr(source), original[12:16], _PROTO_ICMP, msg, ident=0, ttl=ttl, df=False)
+    return _core_icmp_frag_needed(original, mtu, source, ttl=ttl)
 
 
 # ================================================================== flows
@@ -584,28 +424,26 @@ class InsideNetwork:
         an ICMP error the ASA sent); the packets the hosts send in return."""
         c = self.counters
         c.received += 1
-        hdr = _ip_header(packet)
+        hdr = ipv4_inspect(packet)
         if hdr is None:
             c.malformed += 1
             return []
-        if not self.is_inside(packet[16:20]):
+        if not self.is_inside(hdr.dst):
             c.not_inside += 1
             return []
-        if _is_fragment(packet):
+        if hdr.is_fragment:
             c.fragments += 1
             return []
-        ihl, total = hdr
-        proto = packet[9]
-        if proto == _PROTO_TCP:
-            seg = _parse_tcp_body(packet, ihl, total)
+        if hdr.protocol == _PROTO_TCP:
+            seg = parse_tcp(packet)
             if seg is None:
                 c.malformed += 1
                 return []
             return self._tcp(now, seg, route)
-        if proto == _PROTO_ICMP:
-            return self._icmp(now, packet[:total], ihl, route)
-        if proto == _PROTO_UDP:
-            reply = udp_echo_reply(packet[:total])
+        if hdr.protocol == _PROTO_ICMP:
+            return self._icmp(now, packet, hdr.dst, route)
+        if hdr.protocol == _PROTO_UDP:
+            reply = udp_echo_reply(packet)
             if reply is None:
                 c.malformed += 1
                 return []
@@ -614,48 +452,44 @@ class InsideNetwork:
         c.unsupported += 1
         return []
 
-    def _icmp(self, now: float, packet: bytes, ihl: int, route: int) -> list[Delivery]:
+    def _icmp(self, now: float, packet: bytes, host: bytes, route: int) -> list[Delivery]:
         c = self.counters
-        icmp = packet[ihl:]
-        if len(icmp) < 8 or internet_checksum(icmp) != 0:
+        msg = parse_icmp(packet)
+        if msg is None:
             c.malformed += 1
             return []
-        if icmp[0] == _ICMP_ECHO_REQUEST:
+        if msg.icmp_type == _ICMP_ECHO_REQUEST:
             reply = icmp_echo_reply(packet)
             if reply is None:
                 c.malformed += 1
                 return []
             c.icmp_echo += 1
             return [(route, bytes(reply))]
-        if icmp[0] == _ICMP_UNREACHABLE and icmp[1] == _ICMP_FRAG_NEEDED:
-            return self._too_big(now, packet[16:20], icmp)
+        if msg.icmp_type == _ICMP_UNREACHABLE and msg.code == _ICMP_FRAG_NEEDED:
+            return self._too_big(now, host, msg)
         c.unsupported += 1
         return []
 
-    def _too_big(self, now: float, host: bytes, icmp: bytes) -> list[Delivery]:
+    def _too_big(self, now: float, host: bytes, msg: IcmpMessage) -> list[Delivery]:
         """RFC 1191 at the inside host ``host``: lower the flow's PMTU estimate."""
         c = self.counters
-        mtu = int.from_bytes(icmp[6:8], "big")
-        quote = icmp[8:]
-        if len(quote) < 20 or quote[0] >> 4 != 4:
+        mtu = msg.mtu if msg.mtu is not None else 0
+        if (
+            msg.quoted_protocol != _PROTO_TCP
+            or msg.quoted_src != host
+            or msg.quoted_dst is None
+            or msg.quoted_sport is None
+            or msg.quoted_dport is None
+            or msg.quoted_seq is None
+        ):
             c.icmp_too_big_ignored += 1
             return []
-        qihl = (quote[0] & 0x0F) * 4
-        if qihl < 20 or len(quote) < qihl + 8 or quote[9] != _PROTO_TCP or quote[12:16] != host:
-            c.icmp_too_big_ignored += 1
-            return []
-        tcp = quote[qihl:]
-        key = (
-            quote[16:20],
-            int.from_bytes(tcp[2:4], "big"),
-            host,
-            int.from_bytes(tcp[0:2], "big"),
-        )
+        key = (msg.quoted_dst, msg.quoted_dport, host, msg.quoted_sport)
         f = self._flows.get(key)
         if f is None or mtu < MIN_PMTU or mtu >= f.pmtu:
             c.icmp_too_big_ignored += 1
             return []
-        rel = (int.from_bytes(tcp[4:8], "big") - f.iss) % _SEQ_MOD
+        rel = (msg.quoted_seq - f.iss) % _SEQ_MOD
         if not f.una <= rel < f.nxt:
             c.icmp_too_big_ignored += 1
             return []

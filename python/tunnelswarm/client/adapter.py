@@ -2,23 +2,56 @@
 
 Theory of operation: the adapter has the tunnel MTU the session's MTU policy chose.
 Packets from the headend are delivered here (dropped and counted when larger than the
-MTU, as a real interface would); the probe engine (Rust ``Prober``) classifies them,
-and the session sends probe packets through the tunnel. Nothing here parses IP: Python
-only moves bytes (house rule 5).
+MTU, as a real interface would: ``rx_dropped_oversize``); then every attached *tap* — a
+Rust classifier such as a ``Prober`` (ping) or a ``FlowReceiver`` (a TCP fetch,
+:mod:`tunnelswarm.client.flow`) — is offered the packet in attach order, and the first
+whose ``handle_packet(now, packet)`` verdict is not ``not-ours`` gets the verdict on its
+channel (``malformed`` verdicts are counted in ``rx_malformed``; a packet no tap claims
+is ``rx_not_ours``). The driver that attached the tap reads verdicts from the channel
+and sends what its tap wants sent. Nothing here parses IP: Python only moves bytes
+(house rule 5).
+
+Ephemeral TCP ports (:meth:`VirtualAdapter.allocate_port`) and initial sequence numbers
+(:attr:`VirtualAdapter.rng`) come from a seeded ``random.Random`` (house rule 6).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import trio
 
 from tunnelswarm._core import Prober, ProbeResult
 from tunnelswarm.drive.stream import now_us
+from tunnelswarm.errors import LocalProtocolError
 
-__all__ = ["PingReply", "PingReport", "VirtualAdapter"]
+__all__ = ["PacketTap", "PingReply", "PingReport", "TapVerdict", "VirtualAdapter"]
+
+#: the IANA dynamic port range (RFC 6335 §6) the adapter allocates source ports from
+EPHEMERAL_PORTS = range(49152, 65536)
+
+
+class TapVerdict(Protocol):
+    """What a tap's ``handle_packet`` returns: ``kind`` is ``"not-ours"`` for packets
+    that are not the tap's, ``"malformed"`` for bad bytes, anything else to claim it."""
+
+    @property
+    def kind(self) -> str: ...
+
+
+V = TypeVar("V", bound=TapVerdict)
+V_co = TypeVar("V_co", bound=TapVerdict, covariant=True)
+
+
+class PacketTap(Protocol[V_co]):
+    """A classifier of inbound tunnel packets (``Prober``, ``FlowReceiver``)."""
+
+    def handle_packet(self, now: int, packet: bytes) -> V_co: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +93,52 @@ class AdapterCounters:
 
 
 class VirtualAdapter:
-    """Delivers tunnel packets to the probe engine; sends probes into the tunnel."""
+    """Delivers tunnel packets to the attached taps; sends their packets into the tunnel."""
 
-    def __init__(self, send: Callable[[bytes], Awaitable[bool]]) -> None:
+    def __init__(self, send: Callable[[bytes], Awaitable[bool]], *, seed: int = 0) -> None:
         self._send = send
         self.mtu = 0
         self.address: str | None = None
         self.counters = AdapterCounters()
-        self._probers: list[tuple[Prober, trio.MemorySendChannel[ProbeResult]]] = []
+        #: seeded randomness of the flows on this adapter (source ports, ISNs)
+        self.rng = random.Random(seed)
+        self._taps: list[tuple[PacketTap[TapVerdict], trio.MemorySendChannel[Any]]] = []
+        self._ports: set[int] = set()
+        self._next_port = EPHEMERAL_PORTS.start + self.rng.randrange(len(EPHEMERAL_PORTS))
 
     def configure(self, *, mtu: int, address: str | None) -> None:
         self.mtu = mtu
         self.address = address
+
+    def attach(self, tap: PacketTap[V]) -> trio.MemoryReceiveChannel[V]:
+        """Offer inbound packets to ``tap`` (after the taps attached before it); its
+        verdicts arrive on the returned channel. Undo with :meth:`detach`."""
+        send_ch, recv_ch = trio.open_memory_channel[V](math.inf)
+        self._taps.append((tap, send_ch))
+        return recv_ch
+
+    def detach(self, tap: PacketTap[Any]) -> None:
+        """Stop offering packets to ``tap`` and close its verdict channel."""
+        for i, (t, chan) in enumerate(self._taps):
+            if t is tap:
+                del self._taps[i]
+                chan.close()
+                return
+
+    def allocate_port(self) -> int:
+        """A free ephemeral source port (49152..65535) for a flow; :meth:`release_port`
+        it afterwards. LocalProtocolError when all are taken."""
+        span = len(EPHEMERAL_PORTS)
+        for _ in range(span):
+            port = self._next_port
+            self._next_port = EPHEMERAL_PORTS.start + (port + 1 - EPHEMERAL_PORTS.start) % span
+            if port not in self._ports:
+                self._ports.add(port)
+                return port
+        raise LocalProtocolError("no free ephemeral port on the adapter")
+
+    def release_port(self, port: int) -> None:
+        self._ports.discard(port)
 
     def deliver(self, packet: bytes) -> None:
         """A packet from the headend."""
@@ -81,13 +148,15 @@ class VirtualAdapter:
         self.counters.rx_packets += 1
         self.counters.rx_bytes += len(packet)
         now = now_us()
-        for prober, chan in self._probers:
-            result = prober.handle_packet(now, packet)
+        for tap, chan in self._taps:
+            result = tap.handle_packet(now, packet)
             if result.kind == "not-ours":
                 continue
             if result.kind == "malformed":
                 self.counters.rx_malformed += 1
-            chan.send_nowait(result)
+            # a driver that stopped listening leaves the verdict without a reader
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                chan.send_nowait(result)
             return
         self.counters.rx_not_ours += 1
 
@@ -119,9 +188,7 @@ class VirtualAdapter:
         if self.address is None:
             raise RuntimeError("adapter has no tunnel address yet")
         prober = Prober(self.address, target, kind=kind, payload_len=payload_len)
-        send_ch, recv_ch = trio.open_memory_channel[ProbeResult](math.inf)
-        entry = (prober, send_ch)
-        self._probers.append(entry)
+        recv_ch = self.attach(prober)
         report = PingReport(target=target, payload_len=payload_len)
         timeout_us = int(timeout * 1_000_000)
 
@@ -170,6 +237,6 @@ class VirtualAdapter:
                     await trio.sleep(min((deadline - now_us()) / 1e6, 0.05))
                 nursery.cancel_scope.cancel()
         finally:
-            self._probers.remove(entry)
+            self.detach(prober)
         report.stats = dict(prober.stats())
         return report

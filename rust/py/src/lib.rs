@@ -29,6 +29,8 @@ use tunnelswarm_proto::tls::{ClientOptions, TlsError, TlsSession};
 use tunnelswarm_proto::traffic::probe::{self, ProbeConfig, ProbeKind, ProbeVerdict};
 use tunnelswarm_proto::x509;
 
+mod packets;
+
 mod pyerr {
     pyo3::import_exception!(tunnelswarm.errors, TlsError);
 }
@@ -1371,5 +1373,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dtls_seal_record, m)?)?;
     m.add_function(wrap_pyfunction!(dtls_open_record, m)?)?;
     m.add_function(wrap_pyfunction!(dtls_scripted_handshake, m)?)?;
+    packets::register(m)?;
     Ok(())
 }

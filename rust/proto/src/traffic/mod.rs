@@ -9,5 +9,8 @@
 //! - [`probe`]: ICMP echo / UDP echo probes with RTT, loss, duplicate and
 //!   late-reply accounting, plus echo-reply builders for an emulated inside
 //!   host.
+//! - [`flow`]: the client end of the mock ASA's TCP "web server" flow (SYN with the
+//!   request, cumulative ACKs, SYN retransmission), with transfer statistics.
 
+pub mod flow;
 pub mod probe;
