@@ -122,7 +122,9 @@ from tunnelswarm._core import (
     CstpConnection,
     DtlsEndpoint,
     DtlsEvent,
+    udp_datagram,
 )
+from tunnelswarm._core import fragment_ipv4 as _core_fragment_ipv4
 from tunnelswarm.asa.asp import AspDropCounters, SocketTable
 from tunnelswarm.asa.certs import Identity, load_or_create_identity
 from tunnelswarm.asa.config import (
@@ -377,27 +379,11 @@ class _GroupAllocator:
 
 
 def fragment_ipv4(packet: bytes, mtu: int) -> list[bytes]:
-    """Split an IPv4 packet into fragments of at most ``mtu`` bytes (RFC 791)."""
-    ihl = (packet[0] & 0x0F) * 4
-    header, payload = bytearray(packet[:ihl]), packet[ihl:]
-    step = max(8, (mtu - ihl) // 8 * 8)
-    flags_off = int.from_bytes(header[6:8], "big")
-    base_off, more = flags_off & 0x1FFF, flags_off & 0x2000
-    out = []
-    for start in range(0, len(payload), step):
-        chunk = payload[start : start + step]
-        last = start + step >= len(payload)
-        h = bytearray(header)
-        h[2:4] = (ihl + len(chunk)).to_bytes(2, "big")
-        value = (base_off + start // 8) | (more if last else 0x2000)
-        h[6:8] = value.to_bytes(2, "big")
-        h[10:12] = b"\0\0"
-        total = sum(int.from_bytes(h[i : i + 2], "big") for i in range(0, ihl, 2))
-        while total >> 16:
-            total = (total & 0xFFFF) + (total >> 16)
-        h[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
-        out.append(bytes(h) + chunk)
-    return out
+    """Split an IPv4 packet into fragments of at most ``mtu`` bytes (RFC 791, done by the
+    core: 8-byte boundaries, MF/offset, copied options, header checksums; DF is copied).
+    A packet that fits comes back whole; [] when it cannot be fragmented (not sound IPv4,
+    or ``mtu`` below header + 8 bytes)."""
+    return _core_fragment_ipv4(packet, mtu)
 
 
 def _xml_fields(body: bytes) -> dict[str, str]:
@@ -1135,6 +1121,24 @@ class MockAsa:
                 self.drops.drop("mp-svc-no-session")
                 continue
             self.send_to_client(c, packet)
+
+    def push_inside_udp(
+        self, size: int, *, df: bool = True, sport: int = 5004, dport: int = 5004
+    ) -> int:
+        """An inside host (the ``inside`` interface's address) sends one UDP datagram of IP
+        length ``size`` to every session's assigned address — media or a large answer the
+        client did not ask to size for — through :meth:`send_to_client`, i.e. the ASA's MTU
+        rule per channel. Returns how many left the ASA (the rest were dropped there)."""
+        payload = bytes(max(0, size - 28))
+        src = self._icmp_source()
+        sent = 0
+        for c in list(self._by_session.values()):
+            s = c.session
+            if s is None:
+                continue
+            packet = udp_datagram(src, s.assigned_ip, sport, dport, payload, df=df)
+            sent += self.send_to_client(c, packet)
+        return sent
 
     async def _inside_timers(self) -> None:
         """The inside flows' retransmission timers: one task for all of them, asleep until

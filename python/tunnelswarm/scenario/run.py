@@ -51,6 +51,7 @@ import trio.testing
 from tunnelswarm.asa.config import parse_config
 from tunnelswarm.asa.server import DEFAULT_CONFIG_TEXT, MockAsa, MockAsaConfig, serve_mock_asa
 from tunnelswarm.asa.syslog import SyslogRecord
+from tunnelswarm.client.flow import fetch
 from tunnelswarm.client.session import ClientOptions, ClientSession, SessionEvent, open_client
 from tunnelswarm.config.profile import ClientProfile, load_profile
 from tunnelswarm.drive.datagram import udp_opener
@@ -79,6 +80,9 @@ __all__ = [
 VIRTUAL_HEADEND: Final = "172.16.11.1"
 #: a fixed wall-clock start for virtual runs (syslog timestamps replay identically)
 VIRTUAL_EPOCH: Final = datetime(2026, 1, 1, 9, 0, 0)
+#: the first bulk transfer starts this long after a client is up; each may take this long
+FLOW_FIRST: Final = 5.0
+FLOW_TIMEOUT: Final = 90.0
 #: the link MTU of the emulated clients' physical interface
 CLIENT_LINK_MTU: Final = 1500
 DROP_NAMES: Final = ("mp-svc-no-fragment", "mp-svc-no-session", "mp-svc-bad-framing")
@@ -420,10 +424,50 @@ class _Run:
             nursery.start_soon(
                 self._ping_loop, s, rec, t.ping.target, t.ping.interval, "icmp", t.ping.size
             )
+        if t.flows is not None:
+            nursery.start_soon(self._flow_loop, nursery, s, rec)
         if t.udp is not None:
             nursery.start_soon(
                 self._ping_loop, s, rec, t.udp.target, t.udp.interval, "udp", t.udp.size - 28
             )
+
+    async def _flow_loop(self, nursery: trio.Nursery, s: ClientSession, rec: ClientRecord) -> None:
+        """A bulk transfer every ``flows.every`` seconds, each in its own task (a slow one
+        may overlap the next), the first 5 s after the client is up."""
+        f = self.sc.traffic.flows
+        assert f is not None
+        start = trio.current_time() + FLOW_FIRST
+        k = 0
+        while True:
+            await trio.sleep_until(start + k * f.every)
+            nursery.start_soon(self._one_flow, s, rec, f.server, f.port, f.bytes)
+            k += 1
+
+    async def _one_flow(
+        self, s: ClientSession, rec: ClientRecord, server: str, port: int, nbytes: int
+    ) -> None:
+        if s.adapter.address is None:
+            return
+        result = await fetch(s.adapter, server, nbytes, port=port, timeout=FLOW_TIMEOUT)
+        rec.flows[result.outcome] += 1
+        why = f" ({', '.join(result.reasons)})" if result.reasons else ""
+        self.emit(
+            f"client {rec.index}",
+            f"flow {server}:{port} {nbytes} B {result.outcome}{why} in {result.elapsed:.1f} s",
+            "flow",
+        )
+
+    async def _inside_udp_loop(self) -> None:
+        iu = self.sc.traffic.inside_udp
+        asa = self.asa
+        if iu is None or asa is None:
+            return
+        k = 1
+        while True:
+            await trio.sleep_until(self.t0 + self.sc.clients.start + k * iu.every)
+            sent = asa.push_inside_udp(iu.size, df=iu.df)
+            self.emit("asa", f"inside host pushed {iu.size}-byte UDP to {sent} clients", "push")
+            k += 1
 
     async def _ping_loop(
         self,
@@ -452,6 +496,7 @@ class _Run:
         async with trio.open_nursery() as nursery:
             await self.start_headend(nursery)
             nursery.start_soon(self.timeline_task, nursery)
+            nursery.start_soon(self._inside_udp_loop)
             async with trio.open_nursery() as clients:
                 for rec in self.records:
                     clients.start_soon(self.client_task, rec)
