@@ -41,8 +41,8 @@ demo-ocserv: build peers
 lint: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --workspace -- -D warnings
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches examples
+	$(BIN)/ruff format --check python tests benches examples
 	$(BIN)/mypy --strict python/tunnelswarm
 
 stubtest: build
@@ -50,8 +50,8 @@ stubtest: build
 
 fmt: $(STAMP)
 	cargo fmt --all
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches examples
+	$(BIN)/ruff check --fix python tests benches examples
 
 cargo-test:
 	cargo test --workspace --exclude tunnelswarm-py

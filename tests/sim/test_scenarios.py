@@ -130,3 +130,33 @@ def test_cli_run_writes_the_report_and_exit_codes(tmp_path: Path) -> None:
     assert err.startswith("tunnelswarm: error:")
     assert "anyconnect-9.9" in err
     assert "\n" not in err
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+
+
+def test_scripted_python_scenario_runs_its_script() -> None:
+    sc = find_scenario(str(EXAMPLES / "headend-pause.py"))
+    assert sc.script is not None
+    result = run_scenario(sc, RunOptions(virtual_time=True))
+    assert result.passed, verdict_table(result)
+    said = [e.text for e in result.timeline if e.source == "script"]
+    assert "every session resumed with its address" in said
+    dead = [e.t for e in result.timeline if e.kind == "reconnect" and e.source == "client 0"]
+    assert dead == [75.0]  # DPD 30: requests at +30/+45/+60 s, dead at +75 s (protocol.md §7.1)
+
+
+def test_a_script_that_raises_is_reported_not_fatal(tmp_path: Path) -> None:
+    p = tmp_path / "boom.py"
+    p.write_text(
+        "from tunnelswarm.scenario.model import Scenario\n"
+        "from tunnelswarm.scenario.expect import parse_check\n"
+        "scenario = Scenario(name='boom', duration=20, expect=(parse_check('clients == 1'),))\n"
+        "async def script(ctx):\n"
+        "    await ctx.sleep_until(5)\n"
+        "    raise RuntimeError('the script broke')\n"
+    )
+    result = run_scenario(find_scenario(str(p)), RunOptions(virtual_time=True))
+    assert result.passed  # its expectations hold; the failure is in the timeline and metric
+    assert result.metrics.lookup("script_failed", None) == 1
+    assert any("RuntimeError: the script broke" in e.text for e in result.timeline)

@@ -71,6 +71,7 @@ __all__ = [
     "ClientRecord",
     "RunOptions",
     "ScenarioResult",
+    "ScriptContext",
     "TimelineEntry",
     "run_scenario",
     "run_scenario_async",
@@ -111,6 +112,7 @@ METRICS: Final[dict[str, str]] = {
     "flows_slowed": "transfers completed after retransmissions or PMTUD",
     "flows_stalled": "transfers that did not complete (timeout or reset)",
     "udp_blocked": "datagrams the impairment layer dropped as blocked",
+    "script_failed": "1 when a Python scenario's script raised (see the timeline)",
     "dtls_listen_port": "the DTLS port the mock's socket listens on (ASA numbering)",
     "dtls_advertised_port": "the X-DTLS-Port the mock advertises (ASA numbering)",
 }
@@ -226,6 +228,59 @@ def _profile(sc: Scenario) -> ClientProfile:
     return prof
 
 
+class ScriptContext:
+    """What ``async def script(ctx)`` of a Python scenario can do, beside the timeline.
+
+    Times are seconds from the start of the run (:meth:`now`, :meth:`sleep_until`);
+    :meth:`impair` and :meth:`admin` act like the TOML actions; :meth:`say` writes a line
+    into the timeline; :attr:`asa` is the in-process mock ASA (None against a URL) and
+    :meth:`session` a client's live :class:`~tunnelswarm.client.session.ClientSession`
+    (None while it is not connected). An exception in the script is shown in the
+    timeline and makes the metric ``script_failed`` 1; the run goes on."""
+
+    def __init__(self, run: _Run, nursery: trio.Nursery) -> None:
+        self._run = run
+        self._nursery = nursery
+
+    def now(self) -> float:
+        return self._run.now()
+
+    async def sleep_until(self, t: float) -> None:
+        await trio.sleep_until(self._run.t0 + t)
+
+    def impair(self, **values: object) -> None:
+        self._run.apply(Action(at=self.now(), impair=values), self._nursery)
+
+    def admin(self, *lines: str) -> list[str]:
+        """Lines on a privileged console of the mock; their output (also in the timeline)."""
+        asa = self._run.asa
+        if asa is None:
+            raise ConfigError("admin lines need the mock ASA")
+        self._run.emit("script", "admin: " + "; ".join(lines), "action")
+        console = asa.console(privileged=True)
+        out: list[str] = []
+        for line in lines:
+            for text in asa.admin_line(console, line):
+                out.append(text)
+                if text.strip():
+                    self._run.emit("asa-cli", text, "admin")
+        return out
+
+    def say(self, text: str) -> None:
+        self._run.emit("script", text, "script")
+
+    @property
+    def asa(self) -> MockAsa | None:
+        return self._run.asa
+
+    def session(self, index: int) -> ClientSession | None:
+        return self._run.sessions.get(index)
+
+    @property
+    def clients(self) -> list[ClientRecord]:
+        return self._run.records
+
+
 class _TimelineHandler(logging.Handler):
     """A client's log lines (the agent's messages, DTLS trouble) into the timeline."""
 
@@ -260,6 +315,8 @@ class _Run:
         self.pins = sc.headend.servercert
         self.stop = trio.Event()
         self.profile = _profile(sc)
+        self.sessions: dict[int, ClientSession] = {}
+        self.script_error: str | None = None
 
     def now(self) -> float:
         return trio.current_time() - self.t0
@@ -403,13 +460,15 @@ class _Run:
                 log=log,
                 **self._openers(rec.index),
             ) as s:
-                # the agent's lines (reason code 16 ...) go to the timeline as well
+                self.sessions[rec.index] = s
                 async with trio.open_nursery() as nursery:
                     self._traffic(nursery, s, rec)
                     await self.stop.wait()
                     nursery.cancel_scope.cancel()
                 self._snapshot(s, rec)
+                self.sessions.pop(rec.index, None)
         except TunnelswarmError as e:
+            self.sessions.pop(rec.index, None)
             rec.error, rec.error_cause = str(e), e.cause
             self.emit(src, f"failed ({e.cause}): {e}", "error")
 
@@ -491,12 +550,27 @@ class _Run:
             await trio.sleep_until(start + interval)
 
     # ---------------------------------------------------------------- main
+    async def _script_task(self, nursery: trio.Nursery) -> None:
+        script = self.sc.script
+        assert script is not None
+        ctx = ScriptContext(self, nursery)
+        try:
+            await script(ctx)
+        except TunnelswarmError as e:
+            self.emit("script", f"failed ({e.cause}): {e}", "error")
+            self.script_error = str(e)
+        except Exception as e:  # the user's code: reported in the timeline, the run goes on
+            self.emit("script", f"failed: {type(e).__name__}: {e}", "error")
+            self.script_error = f"{type(e).__name__}: {e}"
+
     async def main(self) -> None:
         self.t0 = trio.current_time()
         async with trio.open_nursery() as nursery:
             await self.start_headend(nursery)
             nursery.start_soon(self.timeline_task, nursery)
             nursery.start_soon(self._inside_udp_loop)
+            if self.sc.script is not None:
+                nursery.start_soon(self._script_task, nursery)
             async with trio.open_nursery() as clients:
                 for rec in self.records:
                     clients.start_soon(self.client_task, rec)
@@ -537,6 +611,7 @@ class _Run:
         for k in ("completed", "slowed", "stalled"):
             m.set(f"flows_{k}", flows[k])
         m.set("udp_blocked", self.imp.counters.udp_blocked)
+        m.set("script_failed", 0 if self.script_error is None else 1)
         asa = self.asa
         if asa is not None:
             m.family("asp_drop", {name: asa.drops[name] for name in DROP_NAMES})
