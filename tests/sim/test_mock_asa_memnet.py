@@ -110,3 +110,52 @@ async def test_udp_blocked_on_the_path_keeps_cstp(
                 assert report.received == 2  # over CSTP
             nursery.cancel_scope.cancel()
     assert imp.counters.udp_blocked > 0
+
+
+async def test_cookie_reuse_while_old_tunnel_alive_closes_it_as_stale(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A second CONNECT with the session's cookie while the first TCP connection still
+    looks alive (the client moved and its old connection hangs): the ASA keeps the session
+    and its address, closes the old connection (722028) and logs the replacement (722032);
+    the new DTLS tunnel, with the old one gone, is 'no existing connection' (722034)."""
+    net = MemNetwork(LinkImpairments(rng=random.Random(3)))
+    net.add_headend(HEADEND)
+    with trio.fail_after(300):
+        async with trio.open_nursery() as nursery:
+            info = await _start(nursery, net, tmp_path)
+            moved_away = False
+            old_network = net.stream_opener(CLIENT)
+
+            async def old_opener(host: str, port: int) -> trio.abc.Stream:
+                if moved_away:  # the laptop left this network: its reconnects go nowhere
+                    raise OSError(101, "network is unreachable")
+                return await old_network(host, port)
+
+            async with open_client(
+                replace(_options(info), reconnect_timeout=60),
+                opener=old_opener,
+                datagram_opener=net.datagram_opener(CLIENT),
+            ) as first:
+                while first.dtls is None or not first.dtls.up:
+                    await trio.sleep(0.1)
+                assert first.cookie is not None
+                moved_away = True
+                moved = replace(_options(info), cookie=first.cookie, reconnect_timeout=1)
+                async with open_client(
+                    moved,
+                    opener=net.stream_opener("203.0.113.9"),
+                    datagram_opener=net.datagram_opener("203.0.113.9"),
+                ) as second:
+                    while second.dtls is None or not second.dtls.up:
+                        await trio.sleep(0.1)
+                    assert second.params is not None
+                    assert first.params is not None
+                    assert second.params.address == first.params.address
+                    assert len(list(info.asa.sessiondb)) == 1
+            nursery.cancel_scope.cancel()
+    text = "\n".join(info.asa.syslog_buffer.lines())
+    assert "%ASA-5-722028:" in text
+    assert "Stale SVC connection closed." in text
+    assert "New TCP SVC connection replacing old connection." in text
+    assert "%ASA-5-722034:" in text or "%ASA-5-722032:" in text

@@ -31,6 +31,14 @@ of this package; this module only moves bytes and time:
   ``<error>``). The tunnel group comes from ``group-url`` (matched against the client's
   ``group-access`` URL, also with the host replaced by the interface address), then
   ``group-alias``, else the first alias of the group list, else ``DefaultWEBVPNGroup``.
+  Passwords are checked by :class:`~tunnelswarm.asa.aaa.LocalAaa` (``aaa local
+  authentication attempts max-fail``: a locked-out user gets the wrong-password answer,
+  syslog 113015/113006; ``show aaa local user``, ``clear aaa local user lockout``).
+* **vpn-simultaneous-logins N**: a login of a user who holds ``N`` sessions ends the one
+  idle longest (:meth:`~tunnelswarm.asa.sessiondb.SessionDb.make_room`, 113019 ``Port
+  Preempted``; its TCP connection is closed, its cookie then gets ``401``); ``N = 0``
+  refuses the login (``Login failed.``, 113029). :data:`DEFAULT_CONFIG_TEXT` and
+  ``examples/asa-9.1.cfg`` set 100 for their one user ``test`` (the ASA default is 3).
 * **Sessions** live in :class:`~tunnelswarm.asa.sessiondb.SessionDb` (Parent at login,
   SSL-Tunnel at CONNECT, DTLS-Tunnel at the DTLS handshake). A CONNECT with the cookie
   of a session whose SSL-Tunnel went away resumes it (same address) within the
@@ -125,11 +133,15 @@ from tunnelswarm._core import (
     udp_datagram,
 )
 from tunnelswarm._core import fragment_ipv4 as _core_fragment_ipv4
+from tunnelswarm.asa.aaa import LocalAaa, render_show_aaa_local_user
 from tunnelswarm.asa.asp import AspDropCounters, SocketTable
 from tunnelswarm.asa.certs import Identity, load_or_create_identity
 from tunnelswarm.asa.config import (
+    AaaMaxFailChanged,
+    Args,
     AsaConfig,
     AsaVersionChanged,
+    CommandContext,
     ConfigEvent,
     ConfigStore,
     DtlsPortChanged,
@@ -144,7 +156,10 @@ from tunnelswarm.asa.config import (
     PoolChanged,
     PoolRemoved,
     TunnelGroup,
+    UserRemoved,
     WebvpnPortChanged,
+    Word,
+    cmd,
     parse_config,
 )
 from tunnelswarm.asa.console import AdminConsole, ShowRegistry
@@ -187,22 +202,29 @@ from tunnelswarm.asa.syslog import (
     SyslogRouter,
     TextStreamSink,
     UdpSyslogSink,
+    aaa_user_auth_rejected,
+    aaa_user_auth_successful,
     address_assigned,
     anyconnect_parent_session_started,
     client_type,
     dtls_disabled_no_cipher,
     first_svc_connection,
+    new_svc_connection_no_existing,
     new_svc_connection_replacing,
     pmtud_packet_too_big,
     received_large_packet,
     session_disconnected,
+    session_limit_reached,
     ssl_handshake_failed,
+    stale_svc_connection_closed,
     svc_closing_connection,
     svc_connect_auth_error,
     svc_connect_parse_error,
     svc_connection_established,
     svc_connection_terminated,
     transmitting_large_packet,
+    user_locked_out,
+    user_unlocked,
     webvpn_session_started,
     webvpn_session_terminated,
 )
@@ -240,6 +262,9 @@ MAX_ADMIN_LINE: Final = 4096
 XML_DECL: Final = '<?xml version="1.0" encoding="UTF-8"?>\n'
 LOGIN_FAILED: Final = "Login failed."
 LOGIN_DENIED: Final = "Login denied, unauthorized connection mechanism, contact your administrator."
+#: who ``clear aaa local user lockout`` names in syslog 113007: the admin console has no
+#: user name, and an ASA calls an enable-password login ``enable_15`` (UNCONFIRMED here)
+ADMIN_NAME: Final = "enable_15"
 
 #: ``X-DTLS-CipherSuite`` names by ``ssl cipher dtlsv1 <level>``, best first (UNCONFIRMED)
 DTLS_PREFERENCE: Final[dict[str, tuple[str, ...]]] = {
@@ -279,7 +304,10 @@ webvpn
  anyconnect enable
  tunnel-group-list enable
 group-policy ac_users_group internal
+! vpn-simultaneous-logins: an ASA allows 3 sessions per user by default and ends the
+! oldest idle one at the 4th login; demos and tests run many clients as user `test`
 group-policy ac_users_group attributes
+ vpn-simultaneous-logins 100
  vpn-idle-timeout 60
  vpn-tunnel-protocol ssl-client
 username test password test privilege 15
@@ -465,7 +493,6 @@ class _Conn:
         self.dtls_key: bytes | None = None
         self.dtls_cipher: str | None = None
         self.dtls_mode: str | None = None
-        self.dtls_first = True
         self.user_agent = ""
         self.closing_reason: str | None = None
 
@@ -514,6 +541,8 @@ class MockAsa:
         )
         self.drops = AspDropCounters()
         self.sockets = SocketTable(asa.asa_version)
+        #: failed-login counters and locks of the local users (``show aaa local user``)
+        self.aaa = LocalAaa()
         self.shows = ShowRegistry()
         self._register_shows()
         # syslog: the ASA's destinations (``logging …``) and the operator's taps
@@ -562,6 +591,7 @@ class MockAsa:
         self._inside_sleep = math.inf
         self._inside_wake = trio.Event()
         self._ever_connected: set[int] = set()
+        self._dtls_ever: set[int] = set()  # sessions that have had a DTLS tunnel
         self._nursery: trio.Nursery | None = None
         self.offset: int | None = None
         self.admin_port: int | None = None
@@ -707,6 +737,31 @@ class MockAsa:
             "vpn-sessiondb",
             lambda cfg, w: lines(render_vpn_sessiondb(self.sessiondb.summary())),
         )
+        self._register_aaa_commands()
+
+    def _register_aaa_commands(self) -> None:
+        """``show aaa local user [locked]``, ``clear aaa local user lockout|fail-attempts
+        {all | username <name>}`` (privileged; see :mod:`tunnelswarm.asa.aaa`)."""
+
+        def show(locked_only: bool) -> Callable[[CommandContext, Args], None]:
+            def h(ctx: CommandContext, a: Args) -> None:
+                ctx.out += render_show_aaa_local_user(self.aaa.rows(), locked_only=locked_only)
+
+            return h
+
+        def unlock(ctx: CommandContext, a: Args) -> None:
+            for name in self.aaa.clear_lockout(a.text(0) if a.values else None):
+                self.log(user_unlocked(name, ADMIN_NAME))
+
+        def zero(ctx: CommandContext, a: Args) -> None:
+            self.aaa.clear_fail_attempts(a.text(0) if a.values else None)
+
+        reg = self.shows.register_command
+        reg(cmd(show(False), "show aaa local user"))
+        reg(cmd(show(True), "show aaa local user locked"))
+        for what, handler in (("lockout", unlock), ("fail-attempts", zero)):
+            reg(cmd(handler, "clear aaa local user", what, "all"))
+            reg(cmd(handler, "clear aaa local user", what, "username", Word()))
 
     def _show_logging(self, cfg: AsaConfig) -> list[str]:
         """``show logging``: the ASA's header (the lines the mock models; spacing as in
@@ -815,6 +870,10 @@ class MockAsa:
                 self._apply_logging()  # the hostname is the datagrams' HOST field
             elif isinstance(ev, AsaVersionChanged):
                 self.sockets.set_version(ev.new)
+            elif isinstance(ev, AaaMaxFailChanged) and ev.new is None:
+                self.aaa.reset()  # no lockout without the command (model, asa/aaa.py)
+            elif isinstance(ev, UserRemoved):
+                self.aaa.forget(ev.name)
         if evs:
             self._reconcile()
 
@@ -1053,17 +1112,23 @@ class MockAsa:
             enc, hashing = asa_cipher_names(c.dtls_cipher or ev.suite or "")
             encap = "DTLSv1.2" if ev.version == "DTLS1.2" else "DTLSv1.0"
             dst = self.sockets.listening_dtls_port(c.nameif) or self.sockets.dtls_port
+            had_tunnel = s.dtls is not None
             try:
                 self.sessiondb.attach_dtls(s, now, enc, hashing, dst_port=dst, encapsulation=encap)
             except TunnelswarmError:
                 return
             who = c.who()
             self.log(svc_connection_established(who, "UDP"))
-            if c.dtls_first:
+            # §8.3: 722033 for the session's first UDP tunnel, 722032 when it replaces one
+            # still attached, 722034 when the old one is already gone (after a DPD
+            # failure or a TCP reconnect) — the split is UNCONFIRMED (model)
+            if s.index not in self._dtls_ever:
+                self._dtls_ever.add(s.index)
                 self.log(first_svc_connection(who, "UDP"))
-                c.dtls_first = False
-            else:
+            elif had_tunnel:
                 self.log(new_svc_connection_replacing(who, "UDP"))
+            else:
+                self.log(new_svc_connection_no_existing(who, "UDP"))
         elif k == "data":
             if self.sessiondb.get(s.index) is not s:
                 self.drops.drop("mp-svc-no-session")  # the session ended before its tunnel
@@ -1496,30 +1561,30 @@ class MockAsa:
             tg = cfg.tunnel_group_for_alias(alias) or tg
         user = f.get("auth:username", "")
         password = f.get("auth:password", "")
-        if cfg.authenticate(user, password) is None:
-            self.log(
-                SyslogMessage(
-                    6,
-                    113015,
-                    "AAA user authentication Rejected : reason = Invalid password : "
-                    f"local database : user = {user} : user IP = {c.peer_ip}",
-                )
-            )
+        outcome = self.aaa.authenticate(cfg, user, password)
+        if not outcome.ok:
+            # a locked-out user gets the wrong-password answer: the ASA gives no hint
+            self.log(aaa_user_auth_rejected(user, c.peer_ip, outcome.reason or ""))
+            if outcome.locked_now is not None:
+                self.log(user_locked_out(user, outcome.locked_now))
             return self._form(tg, LOGIN_FAILED)
-        self.log(
-            SyslogMessage(
-                6,
-                113012,
-                f"AAA user authentication Successful : local database : user = {user}",
-            )
-        )
+        self.log(aaa_user_auth_successful(user))
         try:
             policy = cfg.effective_policy(tg.name)
         except KeyError:
             return self._form(tg, LOGIN_DENIED)
         if not policy.ssl_client_allowed or not cfg.webvpn.anyconnect_enabled:
             return self._form(tg, LOGIN_DENIED)
+        if policy.vpn_simultaneous_logins == 0:  # "0 disables login" (configuration guide)
+            self.log(session_limit_reached(SessionRef(policy.name, user, c.peer_ip), 0))
+            return self._form(tg, LOGIN_FAILED)
         now = trio.current_time()
+        # vpn-simultaneous-logins: the user's longest-idle session makes room (sessiondb)
+        for ended in self.sessiondb.make_room(user, policy.vpn_simultaneous_logins, now):
+            self._report_ended(ended)
+            old = self._by_session.get(ended.session.index)
+            if old is not None:
+                old.end(ended.reason.value)
         scale = self.config.time_scale
         idle, max_time = policy.idle_timeout_seconds, policy.session_timeout_seconds
         limits = SessionLimits(
@@ -1599,9 +1664,11 @@ class MockAsa:
             return unauthorized()
         old = self._by_session.get(s.index)
         if old is not None and old is not c:
+            # the client came back while its old TCP connection still looked alive to us
             old.closing_reason = "Replaced"
             del self._by_session[s.index]
             old.end("Replaced")
+            self.log(stale_svc_connection_closed(old.who()))
         c.session, c.policy = s, policy
         self._by_session[s.index] = c
         dtls_headers = self._register_dtls(c, policy, header)
