@@ -439,6 +439,85 @@ def parse_icmp(packet: bytes) -> IcmpMessage | None:
     and a right ICMP checksum, else None. The quote of an error is parsed leniently (cut
     short, checksum not checked). Never raises."""
 
+# ----------------------------------------------------------------- IPv4 reassembly
+ReassemblyKind = Literal["pass", "malformed", "held", "reassembled", "dropped"]
+ReassemblyDrop = Literal[
+    "bad-length", "overlap", "too-big", "too-many-fragments", "datagram-dropped"
+]
+
+@final
+class ReassemblyOutcome:
+    """What a :class:`Reassembler` made of one packet.
+
+    Attributes:
+        kind: ``pass`` — not an IPv4 fragment (another IP version, or a whole IPv4
+            packet); ``malformed`` — version 4 but not sound IPv4 (counted, not kept);
+            ``held`` — a fragment stored, its datagram still has holes; ``reassembled``
+            — this fragment completed its datagram; ``dropped`` — a fragment not used.
+        packet: what to deliver: the very ``bytes`` object handed in for ``pass`` and
+            ``malformed``, the whole datagram for ``reassembled``, else None.
+        reason: for ``dropped`` a :data:`ReassemblyDrop` — ``bad-length`` (MF set and
+            the data empty or not a multiple of 8 bytes), ``overlap`` (overlapping
+            fragments with different bytes, or disagreeing ends: the whole datagram is
+            dropped), ``too-big`` (over 65535 bytes), ``too-many-fragments``,
+            ``datagram-dropped`` (a fragment of a datagram dropped earlier, until its
+            deadline); for ``malformed`` why the IPv4 header was refused; else None.
+    """
+
+    @property
+    def kind(self) -> ReassemblyKind: ...
+    @property
+    def packet(self) -> bytes | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+@final
+class Reassembler:
+    """A host's IPv4 reassembly (RFC 791 §3.2, RFC 815), sans-IO: the inverse of
+    :func:`fragment_ipv4`. Fragments are keyed by (source, destination, protocol,
+    identification); the whole datagram is the first fragment's header (options kept)
+    with the total length set, MF and offset cleared and the checksum recomputed.
+
+    Limits: a datagram not complete ``timeout_us`` after its first fragment is dropped
+    (``timeouts``; default 30 s, Linux's ``ipfrag_time``); at most ``max_datagrams``
+    in the table (default 64; the oldest datagram is ``evicted`` for a new one); at most
+    ``max_fragments`` per datagram, duplicates included (default 128: a 65535-byte
+    datagram over a 576-byte link). Expiry runs at the start of every :meth:`handle`
+    and in :meth:`handle_timeout`.
+    """
+
+    def __new__(
+        cls,
+        *,
+        timeout_us: int = 30_000_000,
+        max_datagrams: int = 64,
+        max_fragments: int = 128,
+    ) -> Reassembler:
+        """ConfigError for a zero timeout, zero datagrams or fewer than 2 fragments."""
+    def handle(self, now: int, packet: bytes) -> ReassemblyOutcome:
+        """One link-level packet; expires due datagrams first. Never raises on bad bytes
+        (LocalProtocolError for a negative ``now``)."""
+    def next_deadline(self) -> int | None:
+        """The earliest datagram deadline (microseconds), None when the table is empty."""
+    def handle_timeout(self, now: int) -> None:
+        """Drop the datagrams whose deadline is at or before ``now`` (``timeouts``); an
+        early call does nothing."""
+    @property
+    def pending(self) -> int:
+        """Datagrams being reassembled."""
+    @property
+    def timeout_us(self) -> int: ...
+    @property
+    def max_datagrams(self) -> int: ...
+    @property
+    def max_fragments(self) -> int: ...
+    def stats(self) -> dict[str, int]:
+        """fragments_in (sound IPv4 fragments handled), reassembled, timeouts, overlaps,
+        too_big, too_many_fragments, evicted (datagrams dropped for those reasons),
+        malformed (version-4 packets that do not parse, fragments of a bad length),
+        duplicates (fragments that added nothing), discarded (fragments of a datagram
+        dropped earlier)."""
+
 # ----------------------------------------------------------------- the flow receiver
 FlowVerdictKind = Literal["not-ours", "progress", "complete", "reset", "malformed"]
 FlowStateName = Literal["idle", "syn-sent", "established", "complete", "reset", "gave-up"]

@@ -4,7 +4,9 @@ network (``tunnelswarm.asa.inside.InsideNetwork``), in process and in virtual ti
 :class:`Tunnel` stands in for the ASA: packets the client's :class:`VirtualAdapter` sends
 reach the inside network after a one-way delay; what the inside hosts send back crosses
 a tunnel of adjustable MTU that drops DF packets too big for it and answers the inside
-sender with ICMP 3/4 (``icmp_frag_needed``) — or not, a black hole. Every test runs on
+sender with ICMP 3/4 (``icmp_frag_needed``) — or not, a black hole — and fragments the
+rest (``fragment_ipv4``): packets without DF always, DF packets too with
+``df_bit_ignore`` (``anyconnect ssl df-bit-ignore enable``). Every test runs on
 pytest-trio's ``autojump_clock`` and is bounded by ``trio.fail_after``.
 """
 
@@ -18,7 +20,7 @@ import pytest
 import trio
 import trio.testing
 
-from tunnelswarm._core import FlowReceiver, ipv4_inspect, parse_tcp
+from tunnelswarm._core import FlowReceiver, fragment_ipv4, ipv4_inspect, parse_tcp
 from tunnelswarm.asa.inside import (
     TCP_ACK,
     TCP_FIN,
@@ -42,7 +44,8 @@ GUARD = 600.0  # virtual seconds
 
 
 class Tunnel:
-    """Client adapter ↔ (delay, tunnel MTU, ICMP 3/4 or black hole) ↔ inside network."""
+    """Client adapter ↔ (delay, tunnel MTU: ICMP 3/4, black hole or fragments) ↔ inside
+    network."""
 
     def __init__(
         self,
@@ -52,17 +55,27 @@ class Tunnel:
         tunnel_mtu: int = 1500,
         icmp: bool = True,
         adapter_mtu: int = 1418,
+        df_bit_ignore: bool = False,
+        reverse_fragments: bool = False,
     ) -> None:
         self.nursery = nursery
         self.net = net
         self.tunnel_mtu = tunnel_mtu
         self.icmp = icmp
+        #: fragment DF packets too big for the tunnel instead of dropping them
+        self.df_bit_ignore = df_bit_ignore
+        #: send the fragments of a datagram last first
+        self.reverse_fragments = reverse_fragments
+        #: datagrams fragmented toward the client, and the fragments sent
+        self.fragmented = 0
+        self.fragments = 0
         self.adapter = VirtualAdapter(self.client_send, seed=1)
         self.adapter.configure(mtu=adapter_mtu, address=CLIENT)
         self.dropped = 0
         #: called with each client → inside packet; returning False loses it
         self.upstream_filter: Callable[[bytes], bool] = lambda p: True
-        #: called with each inside → client packet that fits; returning False loses it
+        #: called with each inside → client packet (or fragment) that fits; returning
+        #: False loses it
         self.downstream_filter: Callable[[bytes], bool] = lambda p: True
         self._wake = trio.Event()
         # one FIFO link per direction: a constant delay and no reordering (Trio may run
@@ -94,15 +107,24 @@ class Tunnel:
         for _, p in deliveries:
             hdr = ipv4_inspect(p)
             assert hdr is not None, "the inside network sent a broken packet"
-            if len(p) > self.tunnel_mtu and hdr.df:
+            if len(p) > self.tunnel_mtu and hdr.df and not self.df_bit_ignore:
                 self.dropped += 1
                 if self.icmp:
                     msg = icmp_frag_needed(p, self.tunnel_mtu, ASA)
                     assert msg is not None
                     self._from_inside(self.net.handle_packet(trio.current_time(), msg))
                 continue
-            if self.downstream_filter(p):
-                self._down_tx.send_nowait((trio.current_time() + DELAY, p))
+            pieces = [p]
+            if len(p) > self.tunnel_mtu:
+                pieces = fragment_ipv4(p, self.tunnel_mtu)
+                assert len(pieces) > 1
+                self.fragmented += 1
+                self.fragments += len(pieces)
+                if self.reverse_fragments:
+                    pieces.reverse()
+            for piece in pieces:
+                if self.downstream_filter(piece):
+                    self._down_tx.send_nowait((trio.current_time() + DELAY, piece))
 
     async def _timers(self) -> None:
         while True:
@@ -270,6 +292,97 @@ async def test_expected_time_factor(
     assert slow.sport != clean.sport  # a fresh ephemeral port per flow
 
 
+# --------------------------------------------------------------------------- fragmented
+@pytest.mark.parametrize(
+    ("tunnel_mtu", "reverse", "fragmented", "fragments"),
+    [
+        # 43 full segments of 1418 bytes, and the last of 786 bytes (746 of data), which
+        # only the 576-byte tunnel fragments
+        (1347, False, 43, 2 * 43),
+        (1347, True, 43, 2 * 43),
+        (576, False, 44, 3 * 43 + 2),
+        (576, True, 44, 3 * 43 + 2),
+    ],
+)
+async def test_df_bit_ignore_fragments_and_the_client_reassembles(
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+    tunnel_mtu: int,
+    reverse: bool,
+    fragmented: int,
+    fragments: int,
+) -> None:
+    """The tech note's fix 2: the ASA fragments the 1418-byte DF segments for the smaller
+    tunnel; the adapter reassembles them (each fragment fits its MTU) and the flow
+    completes at the full MSS, with no ICMP, no drop and no PMTUD."""
+    net = inside()
+    t = Tunnel(nursery, net, tunnel_mtu=tunnel_mtu, df_bit_ignore=True, reverse_fragments=reverse)
+    r = await run(t, 60_000)
+    assert r.outcome == "completed", r.reasons
+    assert r.intact
+    assert (t.dropped, t.fragmented, t.fragments) == (0, fragmented, fragments)
+    assert r.stats["largest_payload"] == 1378
+    assert r.stats["short_segments"] == 0
+    c = t.adapter.counters
+    assert (c.rx_fragments, c.rx_reassembled) == (fragments, fragmented)
+    assert (c.rx_dropped_oversize, c.rx_not_ours, c.rx_malformed) == (0, 0, 0)
+    assert t.adapter.reassembler.pending == 0
+    await trio.sleep(2 * DELAY)
+    assert (net.counters.pmtu_reductions, net.counters.retransmits) == (0, 0)
+
+
+async def test_a_lost_fragment_is_a_gap_and_its_datagram_times_out(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """One fragment lost: its datagram never completes (held, then timed out by the
+    reassembler 30 s later), the receiver sees a gap and the server's go-back-N fills it."""
+    net = inside(rto=0.2)
+    t = Tunnel(nursery, net, tunnel_mtu=1347, df_bit_ignore=True)
+    later = 0
+
+    def lose_the_third_tail(p: bytes) -> bool:
+        nonlocal later
+        h = ipv4_inspect(p)
+        if h is not None and h.frag_offset > 0:
+            later += 1
+            return later != 3
+        return True
+
+    t.downstream_filter = lose_the_third_tail
+    r = await run(t, 30_000)
+    assert r.outcome == "slowed"
+    assert r.intact
+    assert any(x.startswith("gaps: ") for x in r.reasons)
+    a = t.adapter
+    assert a.counters.rx_reassembled == a.counters.rx_fragments // 2
+    assert a.counters.rx_fragments == t.fragments - 1
+    assert a.reassembler.pending == 1
+    assert a.reassembler.stats()["timeouts"] == 0
+    await trio.sleep(30.0)
+    # expiry runs on the next delivery: no timer task
+    assert a.reassembler.pending == 1
+    report = await a.ping(SERVER, count=1, timeout=1.0)
+    assert report.received == 1
+    assert a.reassembler.pending == 0
+    assert a.reassembler.stats()["timeouts"] == 1
+
+
+async def test_big_pings_cross_in_fragments_with_df_bit_ignore(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """The ping tap sees reassembled echo replies too; without df-bit-ignore the same
+    DF replies are dropped by the tunnel."""
+    t = Tunnel(nursery, inside(), tunnel_mtu=576, df_bit_ignore=True)
+    report = await t.adapter.ping(SERVER, count=2, interval=0.01, timeout=1.0, payload_len=1200)
+    assert report.received == 2
+    c = t.adapter.counters
+    assert (t.dropped, t.fragmented, t.fragments) == (0, 2, 6)
+    assert (c.rx_fragments, c.rx_reassembled) == (6, 2)
+    t.df_bit_ignore = False
+    report = await t.adapter.ping(SERVER, count=1, timeout=1.0, payload_len=1200)
+    assert (report.received, t.dropped) == (0, 1)
+
+
 # --------------------------------------------------------------------------- stalled
 async def test_black_hole_stalls_when_the_server_resets(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
@@ -407,6 +520,52 @@ async def test_deliver_dispatches_to_the_first_claiming_tap() -> None:
     assert ch2.receive_nowait().kind == "reset"
     ch2.close()
     a.deliver(_server_packet(40002, iss + 1, 0, TCP_FIN | TCP_ACK))  # no reader: no error
+
+
+async def test_deliver_reassembles_before_the_taps() -> None:
+    """Each fragment is one link packet checked against the MTU; the whole datagram may be
+    larger than the MTU and is what the taps see."""
+
+    async def send(p: bytes) -> bool:
+        return True
+
+    a = VirtualAdapter(send)
+    a.configure(mtu=600, address=CLIENT)
+    rx = FlowReceiver(CLIENT, SERVER, 40002, 80, 1360, 3000, 1)
+    ch = a.attach(rx)
+    rx.syn(0)
+    iss = 5000
+    a.deliver(_server_packet(40002, iss, 1 + 1 + len(http_request(3000)), TCP_SYN | TCP_ACK))
+    assert ch.receive_nowait().kind == "progress"
+    from tunnelswarm._core import tcp_segment
+
+    big = tcp_segment(
+        SERVER, CLIENT, 80, 40002, iss + 1, 0, TCP_ACK, response_bytes(0, 1360), ident=7
+    )
+    frags = fragment_ipv4(big, 600)
+    assert len(big) == 1400
+    assert len(frags) == 3
+    for f in frags[:2]:
+        a.deliver(f)
+    with pytest.raises(trio.WouldBlock):
+        ch.receive_nowait()  # held: the taps saw nothing yet
+    a.deliver(frags[2])
+    v = ch.receive_nowait()
+    assert (v.kind, v.new_bytes) == ("progress", 1360)
+    c = a.counters
+    assert (c.rx_packets, c.rx_fragments, c.rx_reassembled, c.rx_dropped_oversize) == (4, 3, 1, 0)
+    # a fragment over the MTU is dropped on the link: its datagram never completes
+    again = tcp_segment(
+        SERVER, CLIENT, 80, 40002, iss + 1361, 0, TCP_ACK, response_bytes(1360, 1360), ident=8
+    )
+    frags = fragment_ipv4(again, 900)
+    assert [len(f) for f in frags] == [900, 520]
+    for f in frags:
+        a.deliver(f)
+    assert (c.rx_dropped_oversize, c.rx_reassembled) == (1, 1)
+    assert a.reassembler.pending == 1
+    with pytest.raises(trio.WouldBlock):
+        ch.receive_nowait()
 
 
 def _server_packet(dport: int, seq: int, ack: int, flags: int) -> bytes:

@@ -2,12 +2,22 @@
 
 Theory of operation: the adapter has the tunnel MTU the session's MTU policy chose.
 Packets from the headend are delivered here (dropped and counted when larger than the
-MTU, as a real interface would: ``rx_dropped_oversize``); then every attached *tap* — a
-Rust classifier such as a ``Prober`` (ping) or a ``FlowReceiver`` (a TCP fetch,
-:mod:`tunnelswarm.client.flow`) — is offered the packet in attach order, and the first
-whose ``handle_packet(now, packet)`` verdict is not ``not-ours`` gets the verdict on its
-channel (``malformed`` verdicts are counted in ``rx_malformed``; a packet no tap claims
-is ``rx_not_ours``). The driver that attached the tap reads verdicts from the channel
+MTU, as a real interface would: ``rx_dropped_oversize``). IPv4 fragments — the mock ASA
+fragments packets too big for the tunnel (DF clear, or ``anyconnect ssl df-bit-ignore
+enable``) — then go through the host's reassembler (Rust ``Reassembler``, RFC 791; its
+limits and counters are in :attr:`VirtualAdapter.reassembler`), as an OS's IP layer
+would: each fragment is one link-level packet checked against the MTU and counted in
+``rx_fragments``, the whole datagram (``rx_reassembled``) may well be larger than the
+MTU, and only whole datagrams go on. Incomplete datagrams expire inside the
+reassembler's ``handle`` on the next delivery (no timer task). Everything the
+reassembler does not keep — packets that are not fragments, and bytes it cannot read as
+IPv4 — goes on unchanged, so that the taps' strict parsers judge bad bytes as before.
+
+Then every attached *tap* — a Rust classifier such as a ``Prober`` (ping) or a
+``FlowReceiver`` (a TCP fetch, :mod:`tunnelswarm.client.flow`) — is offered the packet
+(the whole datagram) in attach order, and the first whose ``handle_packet(now, packet)``
+verdict is not ``not-ours`` gets the verdict on its channel (``malformed`` verdicts are
+counted in ``rx_malformed``; a packet no tap claims is ``rx_not_ours``). The driver that attached the tap reads verdicts from the channel
 and sends what its tap wants sent. Nothing here parses IP: Python only moves bytes
 (house rule 5).
 
@@ -26,7 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
-from tunnelswarm._core import Prober, ProbeResult
+from tunnelswarm._core import Prober, ProbeResult, Reassembler
 from tunnelswarm.drive.stream import now_us
 from tunnelswarm.errors import LocalProtocolError
 
@@ -90,6 +100,10 @@ class AdapterCounters:
     tx_dropped_no_tunnel: int = 0
     rx_not_ours: int = 0
     rx_malformed: int = 0
+    #: IPv4 fragments received (each also one of ``rx_packets``)
+    rx_fragments: int = 0
+    #: whole datagrams the fragments made (each offered to the taps)
+    rx_reassembled: int = 0
 
 
 class VirtualAdapter:
@@ -100,6 +114,9 @@ class VirtualAdapter:
         self.mtu = 0
         self.address: str | None = None
         self.counters = AdapterCounters()
+        #: IPv4 reassembly of the packets from the headend (default limits: 30 s, 64
+        #: datagrams, 128 fragments each); ``reassembler.stats()`` has its drop counters
+        self.reassembler = Reassembler()
         #: seeded randomness of the flows on this adapter (source ports, ISNs)
         self.rng = random.Random(seed)
         self._taps: list[tuple[PacketTap[TapVerdict], trio.MemorySendChannel[Any]]] = []
@@ -141,15 +158,25 @@ class VirtualAdapter:
         self._ports.discard(port)
 
     def deliver(self, packet: bytes) -> None:
-        """A packet from the headend."""
+        """A packet from the headend (one link-level packet: a fragment is one too)."""
         if self.mtu and len(packet) > self.mtu:
             self.counters.rx_dropped_oversize += 1
             return
         self.counters.rx_packets += 1
         self.counters.rx_bytes += len(packet)
         now = now_us()
+        out = self.reassembler.handle(now, packet)
+        kind = out.kind
+        if kind != "pass" and kind != "malformed":
+            self.counters.rx_fragments += 1
+            if kind != "reassembled":
+                return  # held until the rest arrives, or dropped (reassembler.stats())
+            self.counters.rx_reassembled += 1
+        datagram = out.packet
+        if datagram is None:  # pragma: no cover - every kind that gets here has bytes
+            return
         for tap, chan in self._taps:
-            result = tap.handle_packet(now, packet)
+            result = tap.handle_packet(now, datagram)
             if result.kind == "not-ours":
                 continue
             if result.kind == "malformed":

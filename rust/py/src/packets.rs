@@ -1,6 +1,6 @@
-//! Bindings of the core's packet builders and parsers (`ip::{tcp, udp, icmp, fragment}`)
-//! and of the flow receiver (`traffic::flow`), so that Python never reads or writes
-//! IP header bytes (house rule 5). Stubs: `python/tunnelswarm/_core.pyi`.
+//! Bindings of the core's packet builders and parsers (`ip::{tcp, udp, icmp, fragment}`),
+//! of the IPv4 reassembler (`ip::reassembly`) and of the flow receiver (`traffic::flow`),
+//! so that Python never reads or writes IP header bytes (house rule 5). Stubs: `python/tunnelswarm/_core.pyi`.
 //!
 //! Conventions: addresses are accepted as text (`"10.1.1.80"`), 4 packed bytes or
 //! anything whose `str()` is an IPv4 address (`ipaddress.IPv4Address`) — a bad one is a
@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyString};
 use tunnelswarm_proto::ip::checksum;
 use tunnelswarm_proto::ip::fragment;
 use tunnelswarm_proto::ip::icmp;
+use tunnelswarm_proto::ip::reassembly::{self, Outcome, ReassemblyLimits};
 use tunnelswarm_proto::ip::tcp::{self, TcpSpec};
 use tunnelswarm_proto::ip::udp::UdpSpec;
 use tunnelswarm_proto::ip::{self as core_ip, Ipv4Header};
@@ -337,6 +338,140 @@ pub fn parse_icmp(py: Python<'_>, packet: &[u8]) -> Option<IcmpMessage> {
     })
 }
 
+/// What a [`Reassembler`] made of one packet.
+#[pyclass(module = "tunnelswarm._core", frozen, get_all)]
+pub struct ReassemblyOutcome {
+    kind: &'static str,
+    packet: Option<Py<PyBytes>>,
+    reason: Option<String>,
+}
+
+#[pymethods]
+impl ReassemblyOutcome {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let len = self.packet.as_ref().map_or_else(
+            || "None".to_owned(),
+            |p| p.bind(py).as_bytes().len().to_string(),
+        );
+        let reason = self
+            .reason
+            .as_ref()
+            .map_or_else(|| "None".to_owned(), |r| format!("{r:?}"));
+        format!(
+            "ReassemblyOutcome(kind={:?}, packet_len={len}, reason={reason})",
+            self.kind
+        )
+    }
+}
+
+const _: () = assert!(
+    reassembly::DEFAULT_TIMEOUT_US == 30_000_000
+        && reassembly::DEFAULT_MAX_DATAGRAMS == 64
+        && reassembly::DEFAULT_MAX_FRAGMENTS == 128
+);
+
+/// The sans-IO IPv4 reassembler of a host: whole datagrams out of fragments.
+#[pyclass(module = "tunnelswarm._core")]
+pub struct Reassembler {
+    inner: reassembly::Reassembler,
+}
+
+#[pymethods]
+impl Reassembler {
+    #[new]
+    // literals, so that the text signature (and stubtest) shows them; kept equal to the
+    // core's defaults by the assertion below
+    #[pyo3(signature = (*, timeout_us=30_000_000, max_datagrams=64, max_fragments=128))]
+    fn new(timeout_us: u64, max_datagrams: usize, max_fragments: usize) -> PyResult<Self> {
+        let limits = ReassemblyLimits {
+            timeout_us,
+            max_datagrams,
+            max_fragments,
+        };
+        let inner = reassembly::Reassembler::new(limits)
+            .map_err(|e| ConfigError::new_err(e.to_string()))?;
+        Ok(Reassembler { inner })
+    }
+
+    fn handle(
+        &mut self,
+        py: Python<'_>,
+        now: i64,
+        packet: Bound<'_, PyBytes>,
+    ) -> PyResult<ReassemblyOutcome> {
+        let out = self.inner.handle(now_us(now)?, packet.as_bytes());
+        let (kind, packet, reason) = match out {
+            Outcome::Pass => ("pass", Some(packet.unbind()), None),
+            Outcome::Malformed(e) => ("malformed", Some(packet.unbind()), Some(e.to_string())),
+            Outcome::Held => ("held", None, None),
+            Outcome::Reassembled(d) => ("reassembled", Some(PyBytes::new(py, &d).unbind()), None),
+            Outcome::Dropped(r) => ("dropped", None, Some(r.name().to_owned())),
+        };
+        Ok(ReassemblyOutcome {
+            kind,
+            packet,
+            reason,
+        })
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        self.inner.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: i64) -> PyResult<()> {
+        self.inner.handle_timeout(now_us(now)?);
+        Ok(())
+    }
+
+    #[getter]
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+
+    #[getter]
+    fn timeout_us(&self) -> u64 {
+        self.inner.limits().timeout_us
+    }
+
+    #[getter]
+    fn max_datagrams(&self) -> usize {
+        self.inner.limits().max_datagrams
+    }
+
+    #[getter]
+    fn max_fragments(&self) -> usize {
+        self.inner.limits().max_fragments
+    }
+
+    fn stats(&self) -> HashMap<&'static str, u64> {
+        let s = self.inner.stats();
+        [
+            ("fragments_in", s.fragments_in),
+            ("reassembled", s.reassembled),
+            ("timeouts", s.timeouts),
+            ("overlaps", s.overlaps),
+            ("too_big", s.too_big),
+            ("too_many_fragments", s.too_many_fragments),
+            ("evicted", s.evicted),
+            ("malformed", s.malformed),
+            ("duplicates", s.duplicates),
+            ("discarded", s.discarded),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.inner.stats();
+        format!(
+            "Reassembler(pending={}, fragments_in={}, reassembled={})",
+            self.inner.pending(),
+            s.fragments_in,
+            s.reassembled
+        )
+    }
+}
+
 /// What one inbound packet meant to a flow receiver.
 #[pyclass(module = "tunnelswarm._core", frozen, get_all)]
 pub struct FlowVerdict {
@@ -498,6 +633,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<IcmpMessage>()?;
     m.add_class::<FlowReceiver>()?;
     m.add_class::<FlowVerdict>()?;
+    m.add_class::<Reassembler>()?;
+    m.add_class::<ReassemblyOutcome>()?;
     m.add_function(wrap_pyfunction!(internet_checksum, m)?)?;
     m.add_function(wrap_pyfunction!(ipv4_inspect, m)?)?;
     m.add_function(wrap_pyfunction!(fragment_ipv4, m)?)?;

@@ -13,18 +13,19 @@
 //! addresses without fixing it).
 //!
 //! [`Ipv4Spec::build`] emits a 20-byte header (no options) with a correct
-//! checksum in front of a payload.  Reassembly is out of scope; fragments parse
-//! fine and [`Ipv4Header::is_fragment`] reports them.
+//! checksum in front of a payload.  Fragments parse fine and
+//! [`Ipv4Header::is_fragment`] reports them; [`reassembly`] puts them back together.
 //!
 //! Submodules: [`checksum`] (RFC 1071), [`fragment`] (RFC 791 fragmenting),
 //! [`icmp`] (strict ICMP parser, RFC 1191 "fragmentation needed" builder),
-//! [`tcp`] and [`udp`] (segment / datagram builders and strict parsers), [`mtu`]
-//! (tunnel MTU arithmetic).
+//! [`reassembly`] (RFC 791 / RFC 815 sans-IO reassembler), [`tcp`] and [`udp`]
+//! (segment / datagram builders and strict parsers), [`mtu`] (tunnel MTU arithmetic).
 
 pub mod checksum;
 pub mod fragment;
 pub mod icmp;
 pub mod mtu;
+pub mod reassembly;
 pub mod tcp;
 pub mod udp;
 
