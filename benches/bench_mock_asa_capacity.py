@@ -54,6 +54,7 @@ webvpn
  tunnel-group-list enable
 group-policy bench internal
 group-policy bench attributes
+ vpn-simultaneous-logins 20000
  vpn-idle-timeout none
  vpn-session-timeout none
  vpn-tunnel-protocol ssl-client

@@ -12,12 +12,16 @@ import pytest
 
 from tunnelswarm.asa.config import (
     DEFAULT_GROUP_POLICY,
+    DEFAULT_SIMULTANEOUS_LOGINS,
     DFLT_GRP_POLICY,
     INHERIT,
     INVALID_INPUT,
+    AaaMaxFailChanged,
     AnyconnectImage,
+    Args,
     AsaConfig,
     AsaConfigError,
+    CommandContext,
     ConfigStore,
     DtlsPortChanged,
     GroupPolicyChanged,
@@ -31,6 +35,8 @@ from tunnelswarm.asa.config import (
     TunnelGroupRemoved,
     WebvpnConfig,
     WebvpnPortChanged,
+    Word,
+    cmd,
     diff_configs,
     parse_config,
     render_running_config,
@@ -84,6 +90,8 @@ def test_example_parses_to_the_demo_setup() -> None:
     assert (eff.keepalive, eff.dpd_gateway, eff.dpd_client) == (20, 30, 30)
     assert eff.idle_timeout_seconds == 3600
     assert eff.session_timeout_seconds is None
+    assert eff.vpn_simultaneous_logins == 100  # set for the many `test` clients of demos
+    assert cfg.aaa_local_max_fail is None
 
 
 def test_example_group_selection() -> None:
@@ -238,6 +246,22 @@ COMMANDS: list[tuple[tuple[str, ...], str, Get, object, str, object]] = [
     ((), "sysopt connection tcpmss 0", lambda c: c.tcpmss, 0, "no sysopt connection tcpmss", 1380),
     (
         (),
+        "aaa local authentication attempts max-fail 3",
+        lambda c: c.aaa_local_max_fail,
+        3,
+        "no aaa local authentication attempts max-fail",
+        None,
+    ),
+    (
+        (),
+        "aaa local authentication attempts max-fail 16",
+        lambda c: c.aaa_local_max_fail,
+        16,
+        "no aaa local authentication attempts max-fail 16",
+        None,
+    ),
+    (
+        (),
         "ssl cipher tlsv1.2 high",
         lambda c: c.ssl_cipher("tlsv1.2").level,
         "high",
@@ -372,6 +396,30 @@ COMMANDS: list[tuple[tuple[str, ...], str, Get, object, str, object]] = [
         INHERIT,
     ),
     (_GP, "vpn-idle-timeout 45", _gp("vpn_idle_timeout"), 45, "no vpn-idle-timeout", INHERIT),
+    (
+        _GP,
+        "vpn-simultaneous-logins 2",
+        _gp("vpn_simultaneous_logins"),
+        2,
+        "no vpn-simultaneous-logins",
+        INHERIT,
+    ),
+    (
+        _GP,
+        "vpn-simultaneous-logins 0",
+        _gp("vpn_simultaneous_logins"),
+        0,
+        "no vpn-simultaneous-logins 0",
+        INHERIT,
+    ),
+    (
+        _GP,
+        "vpn-simultaneous-logins 2147483647",
+        _gp("vpn_simultaneous_logins"),
+        2147483647,
+        "no vpn-simultaneous-logins",
+        INHERIT,
+    ),
     (_GP, "vpn-idle-timeout none", _gp("vpn_idle_timeout"), None, "no vpn-idle-timeout", INHERIT),
     (
         _GP,
@@ -583,6 +631,11 @@ def test_removed_nameif_disables_webvpn_on_it() -> None:
         (_GPW, "anyconnect dpd-interval both 30", 24),
         ((), "logging trap loud", 13),  # not a level
         ((), "logging facility 24", 17),  # local0-local7 only
+        ((), "aaa local authentication attempts max-fail 17", 43),  # 1-16
+        ((), "aaa local authentication attempts max-fail 0", 43),
+        ((), "aaa local authentication attempts", 34),  # incomplete
+        (_GP, "vpn-simultaneous-logins 2147483648", 24),  # 0-2147483647
+        (_GP, "vpn-simultaneous-logins -1", 24),
     ],
 )
 def test_invalid_input_marker_and_nothing_changes(
@@ -872,3 +925,71 @@ def test_version_personality() -> None:
     assert old.version_tuple == (8, 4, 6)
     assert not old.separate_tls_dtls_mtu
     assert parse_config("asa-version 9.1\n").version_tuple == (9, 1, 0)
+
+
+# ===================================================================== logins: lockout, sessions
+def test_simultaneous_logins_default_inheritance_and_order() -> None:
+    assert AsaConfig().resolve_policy(DFLT_GRP_POLICY).vpn_simultaneous_logins == 3
+    assert DEFAULT_SIMULTANEOUS_LOGINS == 3
+    con = console(
+        example(),
+        "group-policy GP internal",
+        "tunnel-group TG type remote-access",
+        "tunnel-group TG general-attributes",
+        "default-group-policy GP",
+    )
+    assert con.config.effective_policy("TG").vpn_simultaneous_logins == 3
+    assert con.feed("group-policy DfltGrpPolicy attributes") == []
+    assert con.feed("vpn-simul 5") == []
+    assert con.drain_events() == [GroupPolicyChanged(DFLT_GRP_POLICY)]
+    assert con.config.effective_policy("TG").vpn_simultaneous_logins == 5  # inherited
+    assert con.config.effective_policy("ac_users").vpn_simultaneous_logins == 100  # its own
+    assert render_running_config(con.config, "group-policy", DFLT_GRP_POLICY) == [
+        "group-policy DfltGrpPolicy attributes",
+        " vpn-simultaneous-logins 5",
+    ]
+    # running-config order of a real ASA: vpn-simultaneous-logins before vpn-idle-timeout
+    assert render_running_config(con.config, "group-policy", "ac_users_group")[2:4] == [
+        " vpn-simultaneous-logins 100",
+        " vpn-idle-timeout 60",
+    ]
+    roundtrip(con.config)
+    assert con.feed("no vpn-simultaneous-logins") == []
+    assert con.config.group_policy(DFLT_GRP_POLICY) == DEFAULT_GROUP_POLICY
+    assert con.config.effective_policy("TG").vpn_simultaneous_logins == 3
+
+
+def test_aaa_max_fail_show_run_section_and_events() -> None:
+    con = console(example())
+    assert con.feed("show running-config aaa") == []
+    assert con.feed("aaa local auth att max 4") == []  # abbreviated keywords
+    assert con.drain_events() == [AaaMaxFailChanged(None, 4)]
+    assert con.feed("sh run aaa") == ["aaa local authentication attempts max-fail 4"]
+    full = render_running_config(con.config)
+    assert full.index("aaa local authentication attempts max-fail 4") < full.index("webvpn")
+    roundtrip(con.config)
+    assert con.feed("aaa local authentication attempts max-fail 4") == []
+    assert con.drain_events() == []  # unchanged
+    assert con.feed("no aaa local authentication attempts max-fail") == []
+    assert con.drain_events() == [AaaMaxFailChanged(4, None)]
+    assert con.feed("sh run aaa") == []
+
+
+def test_register_command_is_privileged_and_has_its_grammar() -> None:
+    seen: list[str] = []
+
+    def handler(ctx: CommandContext, a: Args) -> None:
+        seen.append(a.text(0))
+        ctx.out.append(f"cleared {a.text(0)}")
+
+    shows = ShowRegistry()
+    shows.register_command(cmd(handler, "clear widget username", Word()))
+    con = AdminConsole(privileged=True, shows=shows)
+    assert con.feed("cl widg user bob") == ["cleared bob"]
+    assert con.feed("clear widget username")[-1] == INVALID_INPUT
+    assert con.feed("clear widget everybody")[-1] == INVALID_INPUT
+    assert con.feed("conf t") == []
+    assert con.feed("clear widget username amy") == ["cleared amy"]  # configuration modes too
+    user = AdminConsole(shows=shows)
+    assert user.feed("clear widget username eve")[-1] == INVALID_INPUT
+    assert seen == ["bob", "amy"]

@@ -346,3 +346,56 @@ def test_summary_counts_inactive_parent_only_sessions() -> None:
     assert "AnyConnect Client            :      1 :          2 :           2 :        1\n" in text
     assert "Total Active and Inactive    :      2             Total Cumulative :      2\n" in text
     assert "Device Load                  :     1%\n" in text
+
+
+# ------------------------------------------------------------------ vpn-simultaneous-logins
+def test_make_room_ends_the_oldest_when_all_equally_idle() -> None:
+    pool = Pool(["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"])
+    db = _db(allocator=pool)
+    a1, a2 = (db.create("alice", "GP", "TG", None, "1.2.3.4", t) for t in (0.0, 0.0))
+    bob = db.create("bob", "GP", "TG", None, "1.2.3.5", 0.0)
+    db.attach_ssl(a1, 1.0, "AES256", "SHA1")
+    assert db.count_user("alice") == 2
+    assert db.make_room("alice", 3, 5.0) == []  # below the limit: nothing ends
+    ended = db.make_room("alice", 2, 5.0)
+    assert [(e.session, e.reason) for e in ended] == [(a1, EndReason.PORT_PREEMPTED)]
+    assert ended[0].reason.value == "Port Preempted"
+    assert [t.tunnel.kind for t in ended[0].tunnels] == [TunnelKind.SSL, TunnelKind.PARENT]
+    assert db.user_sessions("alice") == [a2]
+    assert db.user_sessions("bob") == [bob]
+    assert db.reconnect(a1.cookie, 6.0) is None  # its cookie is dead: CONNECT 401
+    assert pool.released == ["10.0.0.1"]
+    assert db.summary().ssl_active == 0
+
+
+def test_make_room_ends_the_longest_idle_session_first() -> None:
+    db = _db()
+    s1 = db.create("alice", "GP", "TG", "10.0.0.1", "1.2.3.4", 0.0)
+    s2 = db.create("alice", "GP", "TG", "10.0.0.2", "1.2.3.4", 10.0)
+    s3 = db.create("alice", "GP", "TG", "10.0.0.3", "1.2.3.4", 20.0)
+    db.attach_ssl(s1, 0.0, "AES256", "SHA1")
+    db.touch(s1, 30.0, bytes_in=100)  # the oldest is the busiest: s2 is idle longest
+    ended = db.make_room("alice", 3, 40.0)
+    assert [e.session for e in ended] == [s2]
+    # limit lowered to 1: every session goes, longest idle first
+    ended = db.make_room("alice", 1, 50.0)
+    assert [e.session for e in ended] == [s3, s1]
+    assert db.count_user("alice") == 0
+    assert db.user_sessions("alice") == []
+    assert len(db) == 0
+
+
+def test_make_room_refuses_zero_and_per_user_index_follows_every_end() -> None:
+    db = _db()
+    with pytest.raises(LocalProtocolError):
+        db.make_room("alice", 0, 0.0)
+    assert db.make_room("nobody", 1, 0.0) == []
+    lim = SessionLimits(idle_timeout=60)
+    s1 = db.create("alice", "GP", "TG", "10.0.0.1", "1.2.3.4", 0.0, lim)
+    s2 = db.create("alice", "GP", "TG", "10.0.0.2", "1.2.3.4", 0.0, SessionLimits(None))
+    db.logout(s2, 1.0)
+    assert db.user_sessions("alice") == [s1]
+    assert [e.session for e in db.expire(60.0)] == [s1]
+    assert db.count_user("alice") == 0
+    s3 = db.create("alice", "GP", "TG", "10.0.0.3", "1.2.3.4", 70.0)
+    assert db.user_sessions("alice") == [s3]

@@ -175,6 +175,28 @@ CASES: list[tuple[Callable[[], s.SyslogMessage], str]] = [
         "%ASA-6-725006: Device failed SSL handshake with client "
         "outside:198.51.100.7/52044 to 172.16.11.1/443",
     ),
+    (
+        lambda: s.aaa_user_auth_successful("test"),
+        "%ASA-6-113012: AAA user authentication Successful : local database : user = test",
+    ),
+    (
+        lambda: s.aaa_user_auth_rejected("test", "198.51.100.7", "Invalid password"),
+        "%ASA-6-113015: AAA user authentication Rejected : reason = Invalid password : "
+        "local database : user = test : user IP = 198.51.100.7",
+    ),
+    (
+        lambda: s.user_locked_out("alice\n", 3),
+        "%ASA-6-113006: User 'alice' locked out on exceeding '3' successive failed "
+        "authentication attempts",
+    ),
+    (
+        lambda: s.user_unlocked("alice", "enable_15"),
+        "%ASA-6-113007: User 'alice' unlocked by 'enable_15'",
+    ),
+    (
+        lambda: s.session_limit_reached(WHO, 0),
+        f"%ASA-4-113029: {P} Session could not be established: session limit of 0 reached",
+    ),
 ]
 
 

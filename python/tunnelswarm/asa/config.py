@@ -29,7 +29,8 @@ Defaults (ASA 9.x; "UNCONFIRMED" as in protocol.md when no Cisco source fixes th
   shut down (a real ASA ships its data interfaces shut down -- simplified here).
 * ``sysopt connection tcpmss 1380`` (§6.3); ``ssl cipher <version> medium`` for every
   version (UNCONFIRMED).
-* group policy ``DfltGrpPolicy`` (§6.3, §7.2): ``vpn-idle-timeout 30``,
+* group policy ``DfltGrpPolicy`` (§6.3, §7.2): ``vpn-simultaneous-logins 3`` (the ASA
+  configuration guide: 0–2147483647, default 3, 0 disables login), ``vpn-idle-timeout 30``,
   ``vpn-session-timeout none``, ``vpn-tunnel-protocol ikev1 ikev2 l2tp-ipsec
   ssl-clientless`` (UNCONFIRMED: AnyConnect needs an explicit ``ssl-client``),
   ``anyconnect mtu`` *not configured* (the ASA then uses 1406, :data:`DEFAULT_ANYCONNECT_MTU`;
@@ -39,6 +40,8 @@ Defaults (ASA 9.x; "UNCONFIRMED" as in protocol.md when no Cisco source fixes th
   (UNCONFIRMED), ``anyconnect ssl rekey time none`` and ``method none``.
 * tunnel groups ``DefaultRAGroup`` and ``DefaultWEBVPNGroup`` (remote-access,
   ``default-group-policy DfltGrpPolicy``).
+* no ``aaa local authentication attempts max-fail`` (1–16): no lockout of local users
+  (the lockout itself is runtime state, :mod:`tunnelswarm.asa.aaa`).
 * ``username`` privilege 2; hostname ``ciscoasa``; ``asa-version 9.1(4)`` (our own
   personality knob; ``ASA Version x`` as printed atop a running-config is accepted too).
 * ``icmp``: no rules (everything permitted). ``icmp {permit|deny} {any|host A|A MASK}
@@ -76,10 +79,13 @@ __all__ = [
     "DEFAULT_ANYCONNECT_MTU",
     "DEFAULT_ASA_VERSION",
     "DEFAULT_GROUP_POLICY",
+    "DEFAULT_SIMULTANEOUS_LOGINS",
     "DEFAULT_TCPMSS",
     "DFLT_GRP_POLICY",
     "INHERIT",
     "INVALID_INPUT",
+    "MAX_FAIL_RANGE",
+    "AaaMaxFailChanged",
     "AddressLease",
     "AnyconnectEnabledChanged",
     "AnyconnectImage",
@@ -140,6 +146,11 @@ DEFAULT_WEBVPN_PORT: Final = 443
 DEFAULT_DTLS_PORT: Final = 443
 DEFAULT_ANYCONNECT_MTU: Final = 1406  # applies when `anyconnect mtu` is not configured (§6.3)
 DEFAULT_TCPMSS: Final = 1380
+#: ``vpn-simultaneous-logins`` of DfltGrpPolicy (ASA configuration guide: default 3)
+DEFAULT_SIMULTANEOUS_LOGINS: Final = 3
+MAX_SIMULTANEOUS_LOGINS: Final = 2147483647
+#: ``aaa local authentication attempts max-fail <1-16>``
+MAX_FAIL_RANGE: Final = (1, 16)
 DEFAULT_USER_PRIVILEGE: Final = 2
 DEFAULT_SSL_CIPHER_LEVEL: Final = "medium"  # UNCONFIRMED
 DEFAULT_SYSLOG_PORT: Final = 514
@@ -304,6 +315,9 @@ class GroupPolicy:
 
     name: str
     vpn_tunnel_protocol: tuple[str, ...] | Inherit = INHERIT
+    #: the most sessions one user may hold; a login beyond it ends that user's session
+    #: idle longest (0: nobody logs in), see :meth:`SessionDb.make_room`
+    vpn_simultaneous_logins: int | Inherit = INHERIT
     vpn_idle_timeout: int | Inherit | None = INHERIT
     vpn_session_timeout: int | Inherit | None = INHERIT
     anyconnect_mtu: int | Inherit | None = INHERIT
@@ -319,6 +333,7 @@ class GroupPolicy:
 DEFAULT_GROUP_POLICY: Final = GroupPolicy(
     DFLT_GRP_POLICY,
     vpn_tunnel_protocol=("ikev1", "ikev2", "l2tp-ipsec", "ssl-clientless"),  # UNCONFIRMED
+    vpn_simultaneous_logins=DEFAULT_SIMULTANEOUS_LOGINS,
     vpn_idle_timeout=30,
     vpn_session_timeout=None,
     anyconnect_mtu=None,
@@ -348,6 +363,7 @@ class EffectivePolicy:
     dpd_client: int | None
     rekey_time: int | None
     rekey_method: str | None
+    vpn_simultaneous_logins: int = DEFAULT_SIMULTANEOUS_LOGINS
 
     @property
     def ssl_client_allowed(self) -> bool:
@@ -466,6 +482,8 @@ class AsaConfig:
     ssl_ciphers: tuple[SslCipher, ...] = ()  # only the non-default ones
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     icmp_rules: tuple[IcmpRule, ...] = ()  # in order: the first match decides
+    #: ``aaa local authentication attempts max-fail N`` (None: not configured, no lockout)
+    aaa_local_max_fail: int | None = None
 
     # ----------------------------------------------------------------- look-ups
     def interface(self, hardware_id: str) -> Interface | None:
@@ -536,6 +554,11 @@ class AsaConfig:
             dpd_client=_pick(gp.dpd_client, base.dpd_client, None),
             rekey_time=_pick(gp.rekey_time, base.rekey_time, None),
             rekey_method=_pick(gp.rekey_method, base.rekey_method, None),
+            vpn_simultaneous_logins=_pick(
+                gp.vpn_simultaneous_logins,
+                base.vpn_simultaneous_logins,
+                DEFAULT_SIMULTANEOUS_LOGINS,
+            ),
         )
 
     def tunnel_group_for_url(self, url: str) -> TunnelGroup | None:
@@ -837,6 +860,14 @@ class IcmpRulesChanged(ConfigEvent):
     """``icmp`` rules added, removed or reordered."""
 
 
+@dataclass(frozen=True)
+class AaaMaxFailChanged(ConfigEvent):
+    """``[no] aaa local authentication attempts max-fail`` (None: not configured)."""
+
+    old: int | None
+    new: int | None
+
+
 def _diff_named(
     old: Sequence[T],
     new: Sequence[T],
@@ -908,6 +939,8 @@ def diff_configs(old: AsaConfig, new: AsaConfig) -> list[ConfigEvent]:
         out.append(LoggingChanged())
     if old.icmp_rules != new.icmp_rules:
         out.append(IcmpRulesChanged())
+    if old.aaa_local_max_fail != new.aaa_local_max_fail:
+        out.append(AaaMaxFailChanged(old.aaa_local_max_fail, new.aaa_local_max_fail))
     return out
 
 
@@ -1436,6 +1469,14 @@ def _h_no_tcpmss(ctx: CommandContext, a: Args) -> None:
     ctx.cfg = replace(ctx.cfg, tcpmss=DEFAULT_TCPMSS)
 
 
+def _h_max_fail(ctx: CommandContext, a: Args) -> None:
+    ctx.cfg = replace(ctx.cfg, aaa_local_max_fail=a.num(0))
+
+
+def _h_no_max_fail(ctx: CommandContext, a: Args) -> None:
+    ctx.cfg = replace(ctx.cfg, aaa_local_max_fail=None)
+
+
 def _set_cipher(ctx: CommandContext, c: SslCipher) -> None:
     rest = _without(ctx.cfg.ssl_ciphers, c.version, lambda x: x.version)
     if c != SslCipher(c.version, DEFAULT_SSL_CIPHER_LEVEL):
@@ -1797,6 +1838,8 @@ CONFIG_COMMANDS: Final = (
     cmd(_h_no_tg, "no tunnel-group", Word(), Rest()),
     cmd(_h_tcpmss, "sysopt connection tcpmss", Int(0, 65535)),
     cmd(_h_no_tcpmss, "no sysopt connection tcpmss", Rest()),
+    cmd(_h_max_fail, "aaa local authentication attempts max-fail", Int(*MAX_FAIL_RANGE)),
+    cmd(_h_no_max_fail, "no aaa local authentication attempts max-fail", Rest()),
     cmd(_h_ssl_cipher, "ssl cipher", Choice(*SSL_CIPHER_VERSIONS), Choice(*SSL_CIPHER_LEVELS)),
     cmd(_h_ssl_cipher_custom, "ssl cipher", Choice(*SSL_CIPHER_VERSIONS), "custom", Text()),
     cmd(_h_no_ssl_cipher, "no ssl cipher", Choice(*SSL_CIPHER_VERSIONS), Rest()),
@@ -1855,6 +1898,12 @@ GROUP_POLICY_COMMANDS: Final = (
         Many(Choice(*TUNNEL_PROTOCOLS)),
     ),
     cmd(_gp_unset("vpn_tunnel_protocol"), "no vpn-tunnel-protocol", Rest()),
+    cmd(
+        _gp_set("vpn_simultaneous_logins", lambda a: a.num(0)),
+        "vpn-simultaneous-logins",
+        Int(0, MAX_SIMULTANEOUS_LOGINS),
+    ),
+    cmd(_gp_unset("vpn_simultaneous_logins"), "no vpn-simultaneous-logins", Rest()),
     cmd(_gp_set("vpn_idle_timeout", _opt0), "vpn-idle-timeout", _MINUTES),
     cmd(_gp_unset("vpn_idle_timeout"), "no vpn-idle-timeout", Rest()),
     cmd(_gp_set("vpn_session_timeout", _opt0), "vpn-session-timeout", _MINUTES),
@@ -1990,6 +2039,7 @@ def _minutes(v: object) -> str:
 
 # (attribute, in the webvpn sub-mode?, render)
 _GP_ATTRS: Final[tuple[tuple[str, bool, Callable[[object], str]], ...]] = (
+    ("vpn_simultaneous_logins", False, lambda v: f"vpn-simultaneous-logins {v}"),
     ("vpn_idle_timeout", False, lambda v: f"vpn-idle-timeout {_minutes(v)}"),
     ("vpn_session_timeout", False, lambda v: f"vpn-session-timeout {_minutes(v)}"),
     (
@@ -2132,6 +2182,11 @@ def _render_ssl(cfg: AsaConfig) -> list[str]:
     ]
 
 
+def _render_aaa(cfg: AsaConfig) -> list[str]:
+    n = cfg.aaa_local_max_fail
+    return [] if n is None else [f"aaa local authentication attempts max-fail {n}"]
+
+
 def _render_sysopt(cfg: AsaConfig) -> list[str]:
     return [] if cfg.tcpmss == DEFAULT_TCPMSS else [f"sysopt connection tcpmss {cfg.tcpmss}"]
 
@@ -2149,6 +2204,7 @@ SECTIONS: Final[dict[str, Callable[[AsaConfig], list[str]]]] = {
     "logging": _render_logging,
     "ip local pool": _render_pools,
     "icmp": _render_icmp,
+    "aaa": _render_aaa,
     "sysopt": _render_sysopt,
     "ssl": _render_ssl,
     "webvpn": _render_webvpn,
@@ -2164,8 +2220,8 @@ def render_running_config(
     """``show running-config [section [name]]`` as lines.
 
     ``section`` is one of :data:`SECTIONS` (``webvpn``, ``group-policy``, ``tunnel-group``,
-    ``interface``, ``username``, ``ip local pool``, ``icmp``, ``logging``, ``sysopt``,
-    ``ssl``);
+    ``interface``, ``username``, ``ip local pool``, ``icmp``, ``aaa``, ``logging``,
+    ``sysopt``, ``ssl``);
     ``name`` narrows ``group-policy``/``tunnel-group`` to one object.
     ``parse_config("\\n".join(render_running_config(cfg))) == cfg``.
     """

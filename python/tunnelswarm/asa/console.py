@@ -20,6 +20,9 @@ Other modules add ``show`` commands with :meth:`AdminConsole.register_show` (or 
 :class:`ShowRegistry` shared by several consoles): ``register_show("asp table socket",
 handler)`` makes ``show asp table socket`` (and abbreviations such as ``sh asp tabl
 sock``) call ``handler(config, extra_words)`` and print the lines it returns.
+:meth:`ShowRegistry.register_command` adds any other privileged command with its own
+grammar (``clear aaa local user lockout {all | username <name>}``): its handler acts on
+the caller's runtime state and appends its output to ``ctx.out``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class ShowRegistry:
 
     def __init__(self) -> None:
         self._handlers: dict[tuple[str, ...], ShowHandler] = {}
+        self._commands: list[Command] = []
 
     def register(self, prefix: str, handler: ShowHandler) -> None:
         words = tuple(prefix.lower().split())
@@ -73,11 +77,17 @@ class ShowRegistry:
             raise LocalProtocolError(f"cannot register 'show {prefix}'")
         self._handlers[words] = handler
 
+    def register_command(self, command: Command) -> None:
+        """A privileged command (exec and configuration modes), e.g. ``cmd(handler,
+        "clear aaa local user lockout", "all")``; tried after the ``show`` hooks."""
+        self._commands.append(command)
+
     def commands(self) -> list[Command]:
-        return [
+        shows = [
             cmd(_show_hook(handler), "show", " ".join(words), Rest())
             for words, handler in self._handlers.items()
         ]
+        return shows + self._commands
 
 
 def _show_hook(handler: ShowHandler) -> Callable[[CommandContext, Args], None]:
@@ -122,6 +132,7 @@ _SHOW_RUN_SECTIONS: Final = (
     "sysopt",
     "ssl",
     "ip local pool",
+    "aaa",
 )
 
 BUILTIN_SHOW_COMMANDS: Final = (

@@ -130,6 +130,7 @@ from tunnelswarm._core import (
     CstpConnection,
     DtlsEndpoint,
     DtlsEvent,
+    ipv4_inspect,
     udp_datagram,
 )
 from tunnelswarm._core import fragment_ipv4 as _core_fragment_ipv4
@@ -1261,12 +1262,13 @@ class MockAsa:
         the ASA's MTU rule (§6.4). False if it was dropped; a DF drop also answers the
         inside sender with ICMP 3/4 (:meth:`_frag_needed`)."""
         s, mtu = c.session, c.mtu
-        if s is None or mtu is None or len(packet) < 20:
+        info = ipv4_inspect(packet)
+        if s is None or mtu is None or info is None:
             return False
         key = c.dtls_key
         dtls = key is not None and self.endpoint.is_established(key)
         channel: Literal["tls", "dtls"] = "dtls" if dtls else "tls"
-        df = bool(packet[6] & 0x40)
+        df = info.df
         df_ignore = c.policy.df_bit_ignore if c.policy is not None else False
         decision = mtu.decide(len(packet), df, channel, df_ignore)
         if isinstance(decision, DropTooBig):
@@ -1277,6 +1279,9 @@ class MockAsa:
         pieces = [packet]
         if isinstance(decision, Fragment):
             pieces = fragment_ipv4(packet, decision.mtu)
+            if not pieces:  # cannot be fragmented (e.g. an MTU below header + 8 bytes)
+                self.drops.drop(ASP_DROP_NO_FRAGMENT)
+                return False
         now = now_us()
         try:
             for p in pieces:

@@ -22,6 +22,13 @@ Model (protocol.md §1 item 4, §7.2, §8.2, §8.3):
   timeout is our reading (UNCONFIRMED).
 * Whether DPD/keepalive frames reset the idle timer is UNCONFIRMED (§7.2); here only
   :meth:`SessionDb.touch` with a non-zero byte count does. Callers do not touch for DPD.
+* ``vpn-simultaneous-logins N``: before a user's new session is created,
+  :meth:`SessionDb.make_room` ends that user's sessions until fewer than ``N`` are left,
+  as the ASA configuration guide describes it: "the session with the longest idle time is
+  logged off. If all current sessions have been idle an equally long time, then the
+  oldest session is logged off" (idle = since the last tunnelled byte, as for the idle
+  timeout). The syslog 113019 reason is ``Port Preempted`` (the RADIUS
+  Acct-Terminate-Cause wording the ASA's reasons follow; UNCONFIRMED for this case).
 
 Scale: every per-packet or per-session operation is O(1) dict work; :meth:`SessionDb.expire`
 pops a deadline heap with lazy invalidation (O(k log n) for k due entries), so 10,000+
@@ -368,6 +375,7 @@ class SessionDb:
         self._next_index = first_index
         self._by_index: dict[int, Session] = {}
         self._by_cookie: dict[str, Session] = {}
+        self._by_user: dict[str, dict[int, Session]] = {}  # user -> index -> session
         self._heap: list[tuple[float, int, int]] = []  # (deadline, seq, index)
         self._seq = 0
         self._pending: list[EndedSession] = []  # ended lazily (reconnect), not yet reported
@@ -391,6 +399,14 @@ class SessionDb:
     def lookup_cookie(self, cookie: str) -> Session | None:
         """The live session a cookie names, without any timer check."""
         return self._by_cookie.get(cookie)
+
+    def user_sessions(self, user: str) -> list[Session]:
+        """The live sessions of ``user``, oldest first."""
+        return list(self._by_user.get(user, {}).values())
+
+    def count_user(self, user: str) -> int:
+        """How many sessions ``user`` holds (O(1))."""
+        return len(self._by_user.get(user, ()))
 
     # ---------------------------------------------------------------- lifecycle
     def create(
@@ -445,6 +461,7 @@ class SessionDb:
             ip_from_pool=from_pool,
         )
         self._by_index[index] = session
+        self._by_user.setdefault(user, {})[index] = session
         self.issue_cookie(session)
         self._sessions.up()
         self._parent.up()
@@ -602,6 +619,20 @@ class SessionDb:
         self._require_live(session)
         return self._end(session, reason, now, reason.value)
 
+    def make_room(self, user: str, max_logins: int, now: float) -> list[EndedSession]:
+        """``vpn-simultaneous-logins``: end ``user``'s sessions, longest idle first (ties:
+        the oldest), until fewer than ``max_logins`` are left, so that one more may log
+        in. Reason ``Port Preempted``. ``max_logins`` < 1 is the caller's business (the
+        login is refused): LocalProtocolError."""
+        if max_logins < 1:
+            raise LocalProtocolError(f"make_room with max_logins {max_logins}")
+        out: list[EndedSession] = []
+        reason = EndReason.PORT_PREEMPTED
+        while (mine := self._by_user.get(user)) and len(mine) >= max_logins:
+            victim = min(mine.values(), key=lambda s: (s.last_activity, s.index))
+            out.append(self._end(victim, reason, now, reason.value))
+        return out
+
     def expire(self, now: float) -> list[EndedSession]:
         """End every session whose timer ran out by ``now``; return them with reasons."""
         out, self._pending = self._pending, []
@@ -685,6 +716,11 @@ class SessionDb:
         tunnels = self.detach_ssl(session, now, why)
         del self._by_index[session.index]
         self._by_cookie.pop(session.cookie, None)
+        mine = self._by_user.get(session.username)
+        if mine is not None:
+            mine.pop(session.index, None)
+            if not mine:
+                del self._by_user[session.username]
         session._sched_seq = -1
         if session.disconnected_since is not None:
             self._inactive -= 1

@@ -7,7 +7,11 @@ other variable parts (lengths, thresholds, reasons, the user agent, ``TCP``/``UD
 not — as in the tech note's ``Transmitting large packet 1418 (threshold 1347).``
 Control characters in caller-supplied fields are removed, so one message is one line.
 Beyond §8.3, three messages report bad input: 722001 and 722003 (texts from Cisco's
-syslog message guide) and 725006, the failed-handshake message.
+syslog message guide) and 725006, the failed-handshake message; five report local
+authentication: 113012/113015 (success / rejection with a reason), 113006/113007 (a user
+locked out by ``aaa local authentication attempts max-fail`` / unlocked by an
+administrator) and 113029 (a login refused by the session limit; its formats from Cisco's
+message guide, the quotes of 113006/113007 as seen in real logs — UNCONFIRMED for 113007).
 
 Formatting never reads a clock: a :class:`SyslogRouter` stamps each message with the
 ``datetime`` the caller passes and hands a :class:`SyslogRecord` to its sinks:
@@ -48,6 +52,8 @@ __all__ = [
     "SyslogSink",
     "TextStreamSink",
     "UdpSyslogSink",
+    "aaa_user_auth_rejected",
+    "aaa_user_auth_successful",
     "address_assigned",
     "anyconnect_parent_session_started",
     "asa_timestamp",
@@ -62,6 +68,7 @@ __all__ = [
     "received_large_packet",
     "rfc3164_timestamp",
     "session_disconnected",
+    "session_limit_reached",
     "ssl_handshake_failed",
     "stale_svc_connection_closed",
     "svc_closing_connection",
@@ -71,6 +78,8 @@ __all__ = [
     "svc_connection_terminated",
     "svc_terminating_session",
     "transmitting_large_packet",
+    "user_locked_out",
+    "user_unlocked",
     "webvpn_session_started",
     "webvpn_session_terminated",
 ]
@@ -92,7 +101,12 @@ SEVERITY_NAMES: Final = (
 
 #: every message id this module builds
 MESSAGE_IDS: Final = (
+    113006,
+    113007,
+    113012,
+    113015,
     113019,
+    113029,
     113039,
     602101,
     716001,
@@ -366,6 +380,55 @@ def ssl_handshake_failed(
         725006,
         f"Device failed SSL handshake with client {_clean(nameif)}:{_clean(peer_ip)}/"
         f"{_count('port', peer_port)} to {_clean(local_ip)}/{_count('port', local_port)}",
+    )
+
+
+def aaa_user_auth_successful(user: str) -> SyslogMessage:
+    """113012 (6): ``AAA user authentication Successful : local database : user = <u>``."""
+    return SyslogMessage(
+        6, 113012, f"AAA user authentication Successful : local database : user = {_clean(user)}"
+    )
+
+
+def aaa_user_auth_rejected(
+    user: str, ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address, reason: str
+) -> SyslogMessage:
+    """113015 (6): ``AAA user authentication Rejected : reason = <reason> : local database :
+    user = <u> : user IP = <ip>`` (reasons: ``Invalid password``, ``User was not found``;
+    the mock's ``Account locked`` for a locked-out user is UNCONFIRMED)."""
+    return SyslogMessage(
+        6,
+        113015,
+        f"AAA user authentication Rejected : reason = {_clean(reason)} : local database : "
+        f"user = {_clean(user)} : user IP = {_clean(ip)}",
+    )
+
+
+def user_locked_out(user: str, attempts: int) -> SyslogMessage:
+    """113006 (6): ``User '<u>' locked out on exceeding '<n>' successive failed
+    authentication attempts`` (``n`` = the ``max-fail`` value)."""
+    return SyslogMessage(
+        6,
+        113006,
+        f"User '{_clean(user)}' locked out on exceeding '{_count('attempts', attempts)}' "
+        "successive failed authentication attempts",
+    )
+
+
+def user_unlocked(user: str, administrator: str) -> SyslogMessage:
+    """113007 (6): ``User '<u>' unlocked by '<administrator>'`` (quotes UNCONFIRMED)."""
+    return SyslogMessage(6, 113007, f"User '{_clean(user)}' unlocked by '{_clean(administrator)}'")
+
+
+def session_limit_reached(who: SessionRef, limit: int) -> SyslogMessage:
+    """113029 (4): ``… Session could not be established: session limit of <n> reached``.
+    The mock logs it for a login refused by ``vpn-simultaneous-logins 0`` (use
+    UNCONFIRMED)."""
+    return _session(
+        4,
+        113029,
+        who,
+        f"Session could not be established: session limit of {_count('limit', limit)} reached",
     )
 
 
