@@ -17,8 +17,9 @@ Then every attached *tap* — a Rust classifier such as a ``Prober`` (ping) or a
 ``FlowReceiver`` (a TCP fetch, :mod:`tunnelswarm.client.flow`) — is offered the packet
 (the whole datagram) in attach order, and the first whose ``handle_packet(now, packet)``
 verdict is not ``not-ours`` gets the verdict on its channel (``malformed`` verdicts are
-counted in ``rx_malformed``; a packet no tap claims is ``rx_not_ours``). The driver that attached the tap reads verdicts from the channel
-and sends what its tap wants sent. Nothing here parses IP: Python only moves bytes
+counted in ``rx_malformed``; a packet no tap claims is ``rx_not_ours``). The driver
+that attached the tap reads verdicts from the channel and sends what its tap wants sent.
+Nothing here parses IP: Python only moves bytes
 (house rule 5).
 
 Ephemeral TCP ports (:meth:`VirtualAdapter.allocate_port`) and initial sequence numbers
