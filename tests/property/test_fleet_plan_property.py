@@ -253,9 +253,7 @@ def test_lateness_is_never_negative_and_never_hidden(
     assert planner.started + planner.missed_starts == total
 
 
-row_text = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12
-)
+row_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12)
 
 
 @SETTINGS
