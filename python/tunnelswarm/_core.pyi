@@ -6,8 +6,9 @@ input the caller drains ``poll_transmit()``, then ``next_deadline()``, then
 ``poll_events()``. Errors are the classes of :mod:`tunnelswarm.errors`.
 """
 
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
-from typing import Final, Literal, final
+from typing import ClassVar, Final, Literal, final
 
 __version__: Final[str]
 #: largest payload of one CSTP frame that still fits one TLS record (16384 - 8)
@@ -928,3 +929,76 @@ def dtls_scripted_handshake(
         ConfigError: bad mode, cipher, key or random sizes (``psk`` is not supported).
         RemoteProtocolError: the handshake did not complete.
     """
+
+# ------------------------------------------------------------------ HDR histograms
+@final
+class Histogram:
+    """An HDR histogram (the core's ``stats::hdr``): integer values, microseconds by
+    convention, told apart down to ``lowest`` and tracked up to ``highest`` with
+    ``sigfig`` significant decimal digits (1..5) in between; equivalent values share one
+    slot. Mergeable across processes through :meth:`to_bytes` / :meth:`from_bytes`.
+
+    Out-of-range values never raise: a value above ``highest`` is recorded as
+    ``highest`` and one below zero as 0, both counted in :attr:`clamped` (and in
+    :attr:`count`). An empty histogram reads 0 everywhere. Equal histograms (same
+    layout, same counts, same clamped) compare equal and encode to equal bytes; pickling
+    goes through :meth:`to_bytes`.
+    """
+
+    def __new__(cls, lowest: int = 1, highest: int = 3_600_000_000, sigfig: int = 3) -> Histogram:
+        """ConfigError unless ``lowest >= 1``, ``highest >= 2 * lowest`` and ``1 <= sigfig
+        <= 5`` (and the layout fits in 64 bits)."""
+    def record(self, value: int, count: int = 1) -> None:
+        """Record ``value`` ``count`` times (0 does nothing); an out-of-range value is
+        clamped, never an error (only an int beyond 128 bits is an OverflowError)."""
+    def merge(self, other: Histogram) -> None:
+        """Add every sample of ``other`` (itself too). Same layouts: exactly the histogram
+        of both sets of samples; different layouts: ``other``'s slots are recorded again
+        at their lowest equivalent value. ``clamped`` adds up (at most :attr:`count`)."""
+    def value_at_percentile(self, p: float) -> int:
+        """The highest value equivalent to the sample of rank ``ceil(p / 100 * count)``
+        (never under-reports); ``p == 0`` is :attr:`min`. ConfigError unless
+        ``0 <= p <= 100``."""
+    def percentiles(self, ps: Sequence[float]) -> list[int]:
+        """:meth:`value_at_percentile` of each of ``ps``, in order."""
+    def buckets(self) -> list[tuple[int, int, int]]:
+        """``(lowest, highest, count)`` of every non-empty slot, lowest values first
+        (the distribution, e.g. for CSV export)."""
+    def reset(self) -> None:
+        """Forget every sample (and the clamped count); the layout stays."""
+    def copy(self) -> Histogram:
+        """An independent copy."""
+    def to_bytes(self) -> bytes:
+        """The canonical encoding (``TSH`` version 1: layout, clamped count, then the
+        non-zero counts), compact enough to send every second."""
+    @staticmethod
+    def from_bytes(data: bytes) -> Histogram:
+        """A histogram from :meth:`to_bytes`'s bytes; RemoteProtocolError with a
+        one-line reason for anything else (never a crash)."""
+    def __reduce__(self) -> tuple[Callable[[bytes], Histogram], tuple[bytes]]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    @property
+    def count(self) -> int:
+        """Values recorded, clamped ones included."""
+    @property
+    def clamped(self) -> int:
+        """Values recorded out of range (above ``highest`` or below zero)."""
+    @property
+    def min(self) -> int:
+        """The lowest value equivalent to the smallest sample (0 when empty)."""
+    @property
+    def max(self) -> int:
+        """The highest value equivalent to the largest sample (0 when empty)."""
+    @property
+    def mean(self) -> float:
+        """Mean of the samples' median equivalent values (0.0 when empty)."""
+    @property
+    def stdev(self) -> float:
+        """Population standard deviation, as :attr:`mean` (0.0 when empty)."""
+    @property
+    def lowest(self) -> int: ...
+    @property
+    def highest(self) -> int: ...
+    @property
+    def sigfig(self) -> int: ...

@@ -9,6 +9,7 @@
 pub mod cstp;
 pub mod dtls;
 pub mod ip;
+pub mod stats;
 pub mod tls;
 pub mod traffic;
 pub mod x509;

@@ -30,6 +30,7 @@ use tunnelswarm_proto::traffic::probe::{self, ProbeConfig, ProbeKind, ProbeVerdi
 use tunnelswarm_proto::x509;
 
 mod packets;
+mod stats;
 
 mod pyerr {
     pyo3::import_exception!(tunnelswarm.errors, TlsError);
@@ -1374,5 +1375,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dtls_open_record, m)?)?;
     m.add_function(wrap_pyfunction!(dtls_scripted_handshake, m)?)?;
     packets::register(m)?;
+    stats::register(m)?;
     Ok(())
 }
