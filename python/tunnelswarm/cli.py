@@ -9,6 +9,12 @@ and a non-zero exit status; tracebacks only with ``-vv``.
 (:mod:`tunnelswarm.asa.server`); prints its URL and ``pin-sha256:`` and runs until
 Ctrl-C (exit 0; 1 a socket error, 2 a bad configuration).
 
+``tunnelswarm run SCENARIO …`` — a scenario (:mod:`tunnelswarm.scenario.cli`);
+``tunnelswarm run -n N …`` / ``tunnelswarm run --open RATE --duration D …`` — a load
+run of many emulated clients (:mod:`tunnelswarm.fleet.cli` says how the two forms are
+told apart, and the exit status: 0 thresholds held, 1 one failed or interrupted, 2 the
+run could not be made).
+
 Exit status of ``connect``: 0 only when the tunnel carried traffic (with ``--ping``:
 at least one echo reply; without: a DPD round trip over CSTP); 1 a failure of the
 tunnel or headend; 2 bad usage or configuration; 3 login refused; 130 interrupted
@@ -134,9 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("-v", "--verbose", action="count", default=0, help="protocol log (-vv: debug)")
     _add_mock_asa_parser(sub)
+    from tunnelswarm.fleet.cli import extend_run_parser
     from tunnelswarm.scenario.cli import add_parsers
 
     add_parsers(sub)
+    # `run` is one subcommand for both forms: SCENARIO, or a load model (fleet/cli.py)
+    extend_run_parser(sub.choices["run"])
     return parser
 
 
@@ -488,10 +497,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "mock-asa":
         return _run_mock_asa(args)
-    if args.command in ("run", "scenarios"):
-        from tunnelswarm.scenario.cli import run_command, scenarios_command
+    if args.command == "run":
+        from tunnelswarm.fleet.cli import run_command
 
-        return run_command(args) if args.command == "run" else scenarios_command()
+        return run_command(args)
+    if args.command == "scenarios":
+        from tunnelswarm.scenario.cli import scenarios_command
+
+        return scenarios_command()
     try:
         password = _password(args, sys.stdin)
         return trio.run(_connect, args, password, sys.stdout)

@@ -1,37 +1,41 @@
-"""``make demo``'s job: emulated clients against the in-process mock ASA."""
+"""``make demo``'s job: a short closed-model load run against the in-process mock ASA."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import trio
 
-from tunnelswarm.demo import EXAMPLE, main, run_demo
+from tunnelswarm.cli import build_parser
+from tunnelswarm.demo import THRESHOLDS, demo_argv, main
+from tunnelswarm.fleet.cli import build_spec
+from tunnelswarm.fleet.plan import ClosedModel
 
 
-async def test_demo_brings_clients_up_over_dtls(capsys: pytest.CaptureFixture[str]) -> None:
-    with trio.fail_after(90):
-        rc = await run_demo(3, 2, EXAMPLE)
+def test_demo_runs_a_load_and_its_thresholds_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["--clients", "10", "--rate", "20/s", "--hold", "2s", "--ping", "2/s"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "3/3 clients had DTLS up and every ping answered" in out
-    assert "1347/1418" in out  # the tech note's TLS and DTLS MTUs on defaults
-    assert "DTLS0.9 AES128-SHA" in out
-    assert "DTLS1.2 AES256-GCM-SHA384" in out
+    assert "demo: $ tunnelswarm run -n 10 --rate 20/s --hold 2s --ping 2/s --threshold" in out
+    assert "mock ASA 9.1(4) in-process at https://127.0.0.1:" in out
+    assert "sessions: 10 planned, 10 started, 10 up, 0 failed" in out
+    assert "came up in 10 of 10 sessions" in out
+    assert "pings: " in out
+    assert ", 0.0% lost" in out
+    for phase in ("tcp", "tls", "auth", "connect", "dtls", "total"):
+        assert any(line.split()[:2] == [phase, "10"] for line in out.splitlines()), phase
+    assert f"all {len(THRESHOLDS)} threshold(s) held" in out
+
+
+def test_the_default_demo_is_200_clients_ramped_at_50_per_second_held_30_s() -> None:
+    argv = demo_argv("200", "50/s", "30s", "1/s:56")
+    spec, thresholds = build_spec(build_parser().parse_args(argv))
+    assert spec.model == ClosedModel(concurrency=200, ramp_up_rate=50.0, hold=30.0)
+    assert spec.traffic.ping is not None
+    assert (spec.traffic.ping.rate, spec.traffic.ping.size) == (1.0, 56)
+    assert spec.headend is None  # the in-process mock ASA
+    assert [t.text for t in thresholds] == list(THRESHOLDS)
 
 
 def test_demo_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--clients", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "demo: error: --clients and --pings must be at least 1"
-
-
-async def test_demo_without_the_example_file_uses_the_builtin_config(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    with trio.fail_after(90):
-        rc = await run_demo(1, 1, tmp_path / "missing.cfg")
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    assert "the built-in default configuration" in out
+    assert err == "tunnelswarm: error: -n/--clients: must be at least 1, got '0'\n"

@@ -38,6 +38,11 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
   ``dpd``, ``rekey``, ``transport``), and a small timeline of :class:`SessionEvent` s
   (connect, reconnect with its cause, DTLS up / failed / down, MTU applied) is kept in
   :attr:`ClientSession.events` and handed to the ``on_event`` callback as it happens.
+* Phase boundaries go to the ``on_phase(name, t)`` callback (``t`` = Trio's clock): ``tcp``
+  (TCP connected), ``tls`` (TLS handshake done), ``auth`` (session cookie obtained),
+  ``connect`` (CONNECT answered 200, tunnel up), ``dtls`` (a DTLS channel came up). A
+  reconnect reports ``tcp``, ``tls``, ``connect`` (and ``dtls``) again; the load engine
+  takes the first of each as the setup's phases (:mod:`tunnelswarm.fleet.engine`).
 
 On exit the client sends DISCONNECT ``b0`` (user requested, which also logs the cookie
 out on ocserv, §4.3) and closes TLS. A terminal failure of the background task (server
@@ -97,9 +102,11 @@ from tunnelswarm.http import auth
 from tunnelswarm.http.client import CookieJar, HttpConnection, HttpResponse
 
 __all__ = [
+    "PHASES",
     "ClientOptions",
     "ClientSession",
     "EventKind",
+    "PhaseCallback",
     "SessionEvent",
     "Target",
     "open_client",
@@ -187,6 +194,11 @@ EventKind = Literal["connect", "reconnect", "dtls-up", "dtls-fail", "dtls-down",
 #: how many timeline events a session keeps (the oldest go first)
 MAX_EVENTS = 1024
 
+#: the phase boundaries ``on_phase`` reports, in the order of a first setup
+PHASES = ("tcp", "tls", "auth", "connect", "dtls")
+#: ``on_phase(name, t)``: phase ``name`` (one of :data:`PHASES`) ended at Trio time ``t``
+PhaseCallback = Callable[[str, float], None]
+
 
 @dataclass(frozen=True, slots=True)
 class SessionEvent:
@@ -234,6 +246,7 @@ class ClientSession:
         impairments: Impairments | None = None,
         datagram_opener: DatagramOpener | None = None,
         on_event: Callable[[SessionEvent], None] | None = None,
+        on_phase: PhaseCallback | None = None,
     ) -> None:
         for pin in options.servercert:
             if not pin.startswith("pin-sha256:"):
@@ -294,6 +307,7 @@ class ClientSession:
         #: the latest :data:`MAX_EVENTS` timeline events, oldest first
         self.events: deque[SessionEvent] = deque(maxlen=MAX_EVENTS)
         self._on_event = on_event
+        self._on_phase = on_phase
         self._policy_wake = trio.Event()
         self._reconnect_cause: str | None = None
 
@@ -305,6 +319,10 @@ class ClientSession:
         self.events.append(ev)
         if self._on_event is not None:
             self._on_event(ev)
+
+    def _phase(self, name: str) -> None:
+        if self._on_phase is not None:
+            self._on_phase(name, trio.current_time())
 
     def _apply_mtu(self, action: ApplyMtu, *, quiet: bool = False) -> None:
         """Give the adapter the policy's MTU (and say so)."""
@@ -332,12 +350,19 @@ class ClientSession:
             keylog=self.options.keylog_file is not None,
             tls12_only=self.options.tls12_only,
         )
+
+        async def opener(host: str, port: int) -> trio.abc.Stream:
+            raw = await self._opener(host, port)
+            self._phase("tcp")
+            return raw
+
         try:
             stream = await TlsStream.connect(
-                self._opener, t.host, t.port, conn, timeout=self.options.connect_timeout
+                opener, t.host, t.port, conn, timeout=self.options.connect_timeout
             )
         finally:
             self.server_pin = conn.peer_pin or self.server_pin
+        self._phase("tls")
         self.server_pin = conn.peer_pin
         self.tls_version = conn.protocol_version
         self.tls_cipher = conn.cipher_suite
@@ -463,6 +488,10 @@ class ClientSession:
 
     async def authenticate(self) -> None:
         """Log in and keep the session cookie (protocol.md §2)."""
+        await self._xml_login()
+        self._phase("auth")
+
+    async def _xml_login(self) -> None:
         resp = await self._auth_request("POST", self.target.path, self._init_body(None), xml=True)
         if resp.status == 401:
             raise AuthError(f"login refused by headend: {resp.status} {resp.reason}")
@@ -656,6 +685,7 @@ class ClientSession:
             f"address {params.address}, X-CSTP-MTU {params.cstp_mtu}, X-DTLS-MTU {params.dtls_mtu}",
             cause=self._reconnect_cause if reconnect else None,
         )
+        self._phase("connect")
         self._apply_mtu(decision, quiet=True)
         self._wake_policy()
         self.log.info(
@@ -712,6 +742,7 @@ class ClientSession:
                 link = p.base_mtu or self.base_mtu
                 data_mtu = conn.data_mtu(link, ipv6=":" in self.target.host) - 1
             self._event("dtls-up", f"{plan.mode} {plan.cipher}")
+            self._phase("dtls")
             decision = self.mtu_policy.on_dtls_up(trio.current_time(), data_mtu=data_mtu)
             if decision is not None:
                 self._apply_mtu(decision)
@@ -932,10 +963,12 @@ async def open_client(
     impairments: Impairments | None = None,
     datagram_opener: DatagramOpener | None = None,
     on_event: Callable[[SessionEvent], None] | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> AsyncIterator[ClientSession]:
     """Log in, bring the tunnel up, and keep it up while the block runs.
 
-    ``on_event`` receives every :class:`SessionEvent` of the client's timeline.
+    ``on_event`` receives every :class:`SessionEvent` of the client's timeline;
+    ``on_phase`` every phase boundary (module docstring).
     """
     session = ClientSession(
         options,
@@ -944,6 +977,7 @@ async def open_client(
         impairments=impairments,
         datagram_opener=datagram_opener,
         on_event=on_event,
+        on_phase=on_phase,
     )
     try:
         if session.cookie is None:

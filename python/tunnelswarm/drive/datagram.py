@@ -15,7 +15,14 @@ from typing import Protocol
 
 import trio
 
-__all__ = ["DatagramChannel", "DatagramOpener", "UdpChannel", "blackhole_opener", "udp_opener"]
+__all__ = [
+    "DatagramChannel",
+    "DatagramOpener",
+    "UdpChannel",
+    "blackhole_opener",
+    "bound_udp_opener",
+    "udp_opener",
+]
 
 DATAGRAM_MAX = 65535
 
@@ -48,9 +55,25 @@ class UdpChannel:
 
 async def udp_opener(host: str, port: int) -> DatagramChannel:
     """The real network: a UDP socket connected to host:port."""
+    return await _open_udp(host, port, None)
+
+
+def bound_udp_opener(local_address: str) -> DatagramOpener:
+    """The real network from a chosen local source address: the socket is bound to
+    ``(local_address, 0)`` before it is connected (see ``bound_tcp_opener``)."""
+
+    async def open_(host: str, port: int) -> DatagramChannel:
+        return await _open_udp(host, port, local_address)
+
+    return open_
+
+
+async def _open_udp(host: str, port: int, local_address: str | None) -> DatagramChannel:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = trio.socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if local_address is not None:
+            await sock.bind((local_address, 0))
         await sock.connect((host, port))
     except BaseException:
         sock.close()

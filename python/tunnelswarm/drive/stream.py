@@ -20,7 +20,7 @@ import trio
 from tunnelswarm._core import CstpConnection
 from tunnelswarm.errors import ConnectionLost
 
-__all__ = ["Opener", "TlsStream", "now_us", "tcp_opener", "wall_time"]
+__all__ = ["Opener", "TlsStream", "bound_tcp_opener", "now_us", "tcp_opener", "wall_time"]
 
 #: opens a Trio stream to (host, port); tests inject in-memory networks here
 Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
@@ -29,6 +29,19 @@ Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
 async def tcp_opener(host: str, port: int) -> trio.abc.Stream:
     """The real network: a TCP connection."""
     return await trio.open_tcp_stream(host, port)
+
+
+def bound_tcp_opener(local_address: str) -> Opener:
+    """The real network from a chosen local source address (the load engine's
+    ``--source`` pool): ``bind`` to ``local_address`` before ``connect``, any port.
+
+    The address must be this machine's (any ``127.x.y.z`` is, on Linux); a bind that fails
+    is an ``OSError`` like a refused connection, so the caller reports it the same way."""
+
+    async def open_(host: str, port: int) -> trio.abc.Stream:
+        return await trio.open_tcp_stream(host, port, local_address=local_address)
+
+    return open_
 
 
 RECEIVE_SIZE = 65536

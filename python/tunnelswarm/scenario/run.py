@@ -73,8 +73,10 @@ __all__ = [
     "ScenarioResult",
     "ScriptContext",
     "TimelineEntry",
+    "client_host",
     "run_scenario",
     "run_scenario_async",
+    "seed_scheduler",
 ]
 
 #: the mock's outside address in the in-memory network (the default configuration's)
@@ -293,7 +295,8 @@ class _TimelineHandler(logging.Handler):
         self.run.emit(self.source, record.getMessage(), "log")
 
 
-def _client_host(i: int) -> str:
+def client_host(i: int) -> str:
+    """The in-memory network address of emulated client ``i`` (198.51.100.0/22)."""
     return f"198.51.{100 + i // 250}.{i % 250 + 1}"
 
 
@@ -425,7 +428,7 @@ class _Run:
 
     def _openers(self, i: int) -> dict[str, Any]:
         if self.net is not None:
-            host = _client_host(i)
+            host = client_host(i)
             return {
                 "opener": self.net.stream_opener(host),
                 "datagram_opener": self.net.datagram_opener(host),
@@ -624,7 +627,7 @@ class _Run:
         return m
 
 
-def _seed_scheduler(seed: int) -> None:
+def seed_scheduler(seed: int) -> None:
     """Make Trio's scheduling tie-breaks repeatable (its private RNG; best effort)."""
     from trio._core import _run
 
@@ -675,7 +678,7 @@ def run_scenario(sc: Scenario, opts: RunOptions) -> ScenarioResult:
     if not opts.virtual_time:
         return trio.run(run_scenario_async, sc, opts)
     run = _Run(sc, opts, seed)
-    _seed_scheduler(seed)
+    seed_scheduler(seed)
     start = time.monotonic()
     interrupted = False
     try:

@@ -1,0 +1,588 @@
+"""``tunnelswarm run``: one subcommand for scenario runs and load runs.
+
+Usage::
+
+    tunnelswarm run SCENARIO [--virtual-time] [--quick] [--seed N] [--report DIR] [-q]
+    tunnelswarm run -n N [--rate 50/s] [--hold 30s] [--ramp-down R] [--retry-delay 1s] COMMON
+    tunnelswarm run --open 20/s --duration 60s [--max-concurrency N]
+                    [--arrivals constant|poisson] COMMON
+
+    COMMON: [--lifetime 30s|uniform(a,b)|exponential(m)|until-end]
+            [--headend URL [--servercert pin-sha256:B64]] [--asa-config FILE]
+            [--user TEMPLATE] [--password TEMPLATE] [--credentials FILE.csv]
+            [--profile NAME|FILE.toml] [--ping RATE[:SIZE]] [--udp RATE[:SIZE]]
+            [--flows BYTES[:EVERY]] [--target ADDR] [--source 127.0.0.2-127.0.0.250]
+            [--threshold 'setup_p99<500ms' ...] [--json-lines] [--virtual-time] [--seed N]
+            [--setup-timeout 60s] [--late-threshold 1s] [--no-dtls] [-q]
+
+**Telling the two forms apart.** ``SCENARIO`` is an optional positional. Given, the run is
+a scenario run (:mod:`tunnelswarm.scenario.cli`, unchanged) and no load flag may be given.
+Not given, the run is a load run (:mod:`tunnelswarm.fleet.engine`) and needs exactly one
+load model: ``-n/--clients N`` (closed model: N slots, ramped up at ``--rate``, held
+``--hold``) or ``--open RATE`` (open model: arrivals at RATE for ``--duration``). Neither
+is one line on stderr and exit status 2; so are scenario-only flags (``--quick``,
+``--report``) in a load run, closed-model flags with ``--open`` and open-model flags with
+``-n``. Every load flag is read as text and checked here, so a bad value is always a
+one-line ``tunnelswarm: error: ...`` (never argparse's usage dump) and exit status 2.
+
+Without ``--headend`` the mock ASA runs in-process (real loopback sockets; ``--asa-config``
+replaces its configuration; ``--virtual-time``: the in-memory network and a mock clock).
+Credentials default to the mock's own user ``test``/``test``, and to the template
+``user{n}``/``test`` against ``--headend``; ``--credentials FILE.csv`` gives
+``user,password`` rows instead. ``--target`` (default the mock's inside host 10.1.1.1)
+is where pings, UDP echo and flows go; with ``--headend`` and traffic it must be given.
+
+Output: the run's plan, a progress line every 5 s, then the summary (sessions planned /
+started / up / failed, late starts, setup latency p50/p90/p99/max per phase, DTLS ratio,
+pings, reconnects and errors by cause) and the threshold table. ``--json-lines``: stdout
+carries only JSON objects, one per second (``{"type": "bucket", ...}``) and a last one
+(``{"type": "summary", ...}``); the human text goes to stderr. ``-q``: only the summary
+and the table. ``-v``: also the clients' own log lines (reconnects, DTLS trouble), which a
+run otherwise only counts.
+
+Exit status (:mod:`tunnelswarm.fleet.thresholds`): 0 every threshold held (or none was
+given); 1 a threshold failed or the run was interrupted (Ctrl-C/SIGTERM: the live sessions
+are closed and every measurement is kept and reported); 2 the run could not be made (bad
+arguments, headend unreachable at preflight, the mock could not start, or not one session
+came up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import itertools
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from tunnelswarm.config.profile import load_profile
+from tunnelswarm.errors import ConfigError, TunnelswarmError
+from tunnelswarm.fleet.engine import (
+    CLIENT_LOGGER,
+    PHASES,
+    LoadResult,
+    LoadSpec,
+    load_mock_config,
+    run_load,
+)
+from tunnelswarm.fleet.plan import (
+    ClosedModel,
+    Credentials,
+    Lifetime,
+    OpenModel,
+    SourcePool,
+    TrafficProfile,
+    parse_duration,
+    parse_rate,
+)
+from tunnelswarm.fleet.thresholds import (
+    EXIT_RUN_ERROR,
+    Threshold,
+    evaluate_all,
+    exit_code,
+    format_results,
+    parse_thresholds,
+    required_percentiles,
+)
+from tunnelswarm.scenario.expect import format_number
+
+__all__ = [
+    "LOAD_FLAGS",
+    "add_load_arguments",
+    "build_spec",
+    "extend_run_parser",
+    "format_summary",
+    "local_addresses",
+    "run_command",
+    "run_load_command",
+]
+
+PROG = "tunnelswarm"
+#: a progress line every this many samples (seconds), when not quiet
+PROGRESS_EVERY = 5
+
+#: dest → flag of every load-run option (all default to None)
+LOAD_FLAGS: dict[str, str] = {
+    "clients": "-n/--clients",
+    "rate": "--rate",
+    "ramp_down": "--ramp-down",
+    "hold": "--hold",
+    "retry_delay": "--retry-delay",
+    "open": "--open",
+    "duration": "--duration",
+    "max_concurrency": "--max-concurrency",
+    "arrivals": "--arrivals",
+    "lifetime": "--lifetime",
+    "headend": "--headend",
+    "servercert": "--servercert",
+    "user": "--user",
+    "password": "--password",
+    "credentials": "--credentials",
+    "asa_config": "--asa-config",
+    "profile": "--profile",
+    "ping": "--ping",
+    "udp": "--udp",
+    "flows": "--flows",
+    "target": "--target",
+    "source": "--source",
+    "threshold": "--threshold",
+    "json_lines": "--json-lines",
+    "setup_timeout": "--setup-timeout",
+    "late_threshold": "--late-threshold",
+    "no_dtls": "--no-dtls",
+}
+_CLOSED_ONLY = ("rate", "ramp_down", "hold", "retry_delay")
+_OPEN_ONLY = ("duration", "max_concurrency", "arrivals")
+
+
+def add_load_arguments(r: argparse.ArgumentParser) -> None:
+    """The load-run flags, all read as text (checked by :func:`build_spec`)."""
+    g = r.add_argument_group("load run (without SCENARIO)")
+    a = g.add_argument
+    a("-n", "--clients", metavar="N", help="closed model: N concurrent clients")
+    a("--rate", metavar="RATE", help="closed: ramp-up rate, e.g. 50/s (default: all at once)")
+    a("--ramp-down", metavar="RATE", help="closed: ramp-down rate (default: all at once)")
+    a("--hold", metavar="DURATION", help="closed: hold after the ramp-up (default 30s)")
+    a("--retry-delay", metavar="DURATION", help="closed: restart a failed slot after (1s)")
+    a("--open", metavar="RATE", help="open model: sessions arrive at RATE, e.g. 20/s")
+    a("--duration", metavar="DURATION", help="open: how long sessions arrive")
+    a("--max-concurrency", metavar="N", help="open: at most N live (arrivals wait, late)")
+    a("--arrivals", metavar="KIND", help="open: constant (default) or poisson")
+    a(
+        "--lifetime",
+        metavar="L",
+        help="session lifetime: 30s, uniform(10s,60s), exponential(5m) or until-end (default)",
+    )
+    a("--headend", metavar="URL", help="a real ASA/ocserv (default: the mock ASA in-process)")
+    g.add_argument(
+        "--servercert",
+        action="append",
+        metavar="pin-sha256:B64",
+        help="accept the headend's certificate with this pin (repeatable)",
+    )
+    a("--user", metavar="TEMPLATE", help="user name, {n} = session number (user{n:04d})")
+    a("--password", metavar="TEMPLATE", help="password, {n} allowed (default test)")
+    a("--credentials", metavar="FILE.csv", help="user,password rows instead of templates")
+    a("--asa-config", metavar="FILE", help="configuration of the in-process mock ASA")
+    a("--profile", metavar="NAME|FILE.toml", help="client to emulate (default openconnect-9)")
+    a("--ping", metavar="RATE[:SIZE]", help="ICMP echo per client, e.g. 1/s:56")
+    a("--udp", metavar="RATE[:SIZE]", help="UDP echo per client, e.g. 0.2/s:1400")
+    a("--flows", metavar="BYTES[:EVERY]", help="bulk download per client, e.g. 200k:20s")
+    a("--target", metavar="ADDR", help="inside host for the traffic (mock: 10.1.1.1)")
+    a("--source", metavar="POOL", help="source addresses, e.g. 127.0.0.2-127.0.0.250")
+    g.add_argument(
+        "--threshold",
+        action="append",
+        metavar="T",
+        help="pass/fail check, e.g. 'setup_p99<500ms' or 'errors==0' (repeatable)",
+    )
+    g.add_argument(
+        "--json-lines", action="store_true", default=None, help="one JSON object per second"
+    )
+    a("--setup-timeout", metavar="DURATION", help="a client's setup limit (default 60s)")
+    a("--late-threshold", metavar="DURATION", help="a start later than this is late (1s)")
+    g.add_argument("--no-dtls", action="store_true", default=None, help="clients do not offer DTLS")
+
+
+def extend_run_parser(r: argparse.ArgumentParser) -> None:
+    """Make ``run``'s SCENARIO optional and add the load flags (module docstring)."""
+    for action in r._actions:
+        if action.dest == "scenario":
+            action.nargs = "?"
+            action.required = False
+            action.default = None
+            action.help = "built-in name, seed-matrix, or a file (omit for a load run)"
+    r.usage = (
+        "%(prog)s SCENARIO [scenario options] | -n N [load options] | --open RATE"
+        " --duration D [load options]"
+    )
+    r.description = (
+        (r.description or "")
+        + " Without SCENARIO, a load run: -n N (closed model) or --open RATE (open model);"
+        " exit 0 every --threshold held, 1 one failed or the run was interrupted, 2 the run"
+        " could not be made."
+    )
+    add_load_arguments(r)
+
+
+def _given(args: argparse.Namespace) -> list[str]:
+    return [dest for dest in LOAD_FLAGS if getattr(args, dest, None) is not None]
+
+
+def run_command(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """``tunnelswarm run``: a scenario run or a load run (module docstring); ``out`` and
+    ``err`` default to the current ``sys.stdout`` / ``sys.stderr``."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    given = _given(args)
+    if args.scenario is not None:
+        if given:
+            flags = ", ".join(LOAD_FLAGS[d] for d in given)
+            return _fail(err, f"a scenario run takes no load options ({flags})")
+        from tunnelswarm.scenario.cli import run_command as run_scenario_command
+
+        return run_scenario_command(args, out)
+    return run_load_command(args, out, err)
+
+
+def _fail(err: TextIO, text: str) -> int:
+    err.write(f"{PROG}: error: {' '.join(text.split())}\n")
+    err.flush()
+    return EXIT_RUN_ERROR
+
+
+# ------------------------------------------------------------------ args → spec
+def _whole(text: str, what: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise ConfigError(f"{what}: expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise ConfigError(f"{what}: must be at least 1, got {text!r}")
+    return n
+
+
+def _opt_duration(text: str | None, what: str, default: float) -> float:
+    return default if text is None else parse_duration(text, what)
+
+
+def _model(args: argparse.Namespace) -> ClosedModel | OpenModel:
+    closed, open_ = args.clients is not None, args.open is not None
+    if closed == open_:
+        raise ConfigError(
+            "run needs a SCENARIO or one load model: -n N (closed) or --open RATE (open)"
+            if not closed
+            else "-n/--clients (closed model) and --open (open model) do not go together;"
+            " with --open, cap the live sessions with --max-concurrency"
+        )
+    lifetime = Lifetime.until_end() if args.lifetime is None else Lifetime.parse(args.lifetime)
+    if closed:
+        bad = [LOAD_FLAGS[d] for d in _OPEN_ONLY if getattr(args, d) is not None]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)}: open-model options, not for -n (closed model)")
+        return ClosedModel(
+            concurrency=_whole(args.clients, "-n/--clients"),
+            ramp_up_rate=None if args.rate is None else parse_rate(args.rate, "--rate"),
+            hold=_opt_duration(args.hold, "--hold", 30.0),
+            ramp_down_rate=(
+                None if args.ramp_down is None else parse_rate(args.ramp_down, "--ramp-down")
+            ),
+            lifetime=lifetime,
+            retry_delay=_opt_duration(args.retry_delay, "--retry-delay", 1.0),
+        )
+    bad = [LOAD_FLAGS[d] for d in _CLOSED_ONLY if getattr(args, d) is not None]
+    if bad:
+        raise ConfigError(f"{', '.join(bad)}: closed-model options, not for --open")
+    if args.duration is None:
+        raise ConfigError("--open needs --duration (how long sessions arrive), e.g. 60s")
+    arrivals: Literal["constant", "poisson"]
+    if args.arrivals in (None, "constant"):
+        arrivals = "constant"
+    elif args.arrivals == "poisson":
+        arrivals = "poisson"
+    else:
+        raise ConfigError(f"--arrivals: expected constant or poisson, got {args.arrivals!r}")
+    return OpenModel(
+        arrival_rate=parse_rate(args.open, "--open"),
+        duration=parse_duration(args.duration, "--duration"),
+        lifetime=lifetime,
+        max_concurrency=(
+            None
+            if args.max_concurrency is None
+            else _whole(args.max_concurrency, "--max-concurrency")
+        ),
+        arrivals=arrivals,
+    )
+
+
+def _credentials(args: argparse.Namespace) -> Credentials | None:
+    if args.credentials is not None:
+        if args.user is not None or args.password is not None:
+            raise ConfigError("--credentials replaces --user/--password: give one or the other")
+        return Credentials.from_csv(args.credentials)
+    if args.user is None and args.password is None:
+        return None
+    default_user = "user{n}" if args.headend is not None else "test"
+    return Credentials.template(args.user or default_user, args.password or "test")
+
+
+def local_addresses() -> list[str]:
+    """This machine's own addresses (Linux ``/proc``; none elsewhere), for ``--source``."""
+    found: list[str] = []
+    try:
+        lines = Path("/proc/net/fib_trie").read_text(encoding="ascii").splitlines()
+    except OSError:
+        lines = []
+    for prev, line in itertools.pairwise(lines):
+        if line.strip() == "/32 host LOCAL":
+            found.append(prev.strip().removeprefix("|-- ").strip())
+    try:
+        for line in Path("/proc/net/if_inet6").read_text(encoding="ascii").splitlines():
+            hexaddr = line.split()[0]
+            found.append(str(ipaddress.IPv6Address(bytes.fromhex(hexaddr))))
+    except (OSError, ValueError, IndexError):
+        pass
+    out = []
+    for a in found:
+        try:
+            out.append(str(ipaddress.ip_address(a)))
+        except ValueError:
+            continue
+    return sorted(set(out))
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"cannot read {what} {path}: {why}") from None
+
+
+def build_spec(args: argparse.Namespace) -> tuple[LoadSpec, list[Threshold]]:
+    """The load run the flags describe; a bad flag is a one-line ConfigError."""
+    for dest, flag in (("quick", "--quick"), ("report", "--report")):
+        if getattr(args, dest, None):
+            raise ConfigError(f"{flag} is for scenario runs (give a SCENARIO)")
+    model = _model(args)
+    thresholds = parse_thresholds(args.threshold or [])
+    traffic = TrafficProfile.parse(ping=args.ping, udp=args.udp, flows=args.flows)
+    if args.headend is not None and args.target is None and traffic != TrafficProfile():
+        raise ConfigError("traffic against --headend needs --target ADDR (an inside host)")
+    target = args.target or "10.1.1.1"
+    try:
+        ipaddress.IPv4Address(target)
+    except ValueError:
+        raise ConfigError(f"--target: expected an IPv4 address, got {target!r}") from None
+    asa_config = None
+    if args.asa_config is not None:
+        asa_config = _read(args.asa_config, "--asa-config")
+        try:
+            load_mock_config(asa_config)
+        except ConfigError as e:
+            raise ConfigError(f"--asa-config {args.asa_config}: {e}") from None
+    servercert = tuple(args.servercert or ())
+    for pin in servercert:
+        if not pin.startswith("pin-sha256:"):
+            raise ConfigError(f"--servercert {pin!r}: expected pin-sha256:<base64>")
+    if servercert and args.headend is None:
+        raise ConfigError("--servercert is for --headend (the in-process mock's pin is known)")
+    if args.headend is not None:
+        from tunnelswarm.client.session import parse_url
+
+        parse_url(args.headend)
+    sources = None
+    if args.source is not None:
+        sources = SourcePool.parse(args.source, local=local_addresses())
+    spec = LoadSpec(
+        model=model,
+        traffic=traffic,
+        profile=load_profile(args.profile or "openconnect-9"),
+        credentials=_credentials(args),
+        headend=args.headend,
+        servercert=servercert,
+        asa_config=asa_config,
+        sources=sources,
+        target=target,
+        virtual_time=bool(args.virtual_time),
+        seed=1 if args.seed is None else args.seed,
+        late_threshold=_opt_duration(args.late_threshold, "--late-threshold", 1.0),
+        setup_timeout=_opt_duration(args.setup_timeout, "--setup-timeout", 60.0),
+        no_dtls=bool(args.no_dtls),
+    )
+    return spec, thresholds
+
+
+# ------------------------------------------------------------------ the report
+def _ms(seconds: float) -> str:
+    """A latency for people: ``0.8ms``, ``231.0ms``, ``1.23s``; ``-`` for no samples."""
+    if math.isnan(seconds):
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f}s"
+    return f"{seconds * 1000:.1f}ms"
+
+
+def _by_key(metrics: dict[str, float], name: str) -> str:
+    """``auth-failed 7, tls 1`` (most first) from ``name[key]`` metrics; ``none``."""
+    prefix = name + "["
+    fam = {
+        k[len(prefix) : -1]: v
+        for k, v in metrics.items()
+        if k.startswith(prefix) and k.endswith("]") and v
+    }
+    if not fam:
+        return "none"
+    return ", ".join(
+        f"{k} {format_number(v)}" for k, v in sorted(fam.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+
+
+def _latency_table(m: dict[str, float]) -> list[str]:
+    rows: list[list[str]] = [["phase", "count", "p50", "p90", "p99", "max"]]
+    for phase in (*PHASES, "total"):
+        base = "setup" if phase == "total" else f"setup_{phase}"
+        rows.append(
+            [
+                phase,
+                format_number(m.get(f"{base}_count", 0.0)),
+                *(_ms(m.get(f"{base}_p{p}", math.nan)) for p in (50, 90, 99)),
+                _ms(m.get(f"{base}_max", math.nan)),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        out.append("  " + "  ".join(cells))
+    return out
+
+
+def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
+    """The plain-text summary of a load run (module docstring)."""
+    m = metrics
+    spec = result.spec
+    where = "in-process mock ASA" if spec.headend is None else "headend"
+    mode = "virtual time" if spec.virtual_time else "real time"
+    lines = [
+        f"load run {'INTERRUPTED' if result.interrupted else 'completed'}: {spec.describe()}",
+        f"{where} {result.headend or '-'} ({mode}); {result.run_seconds:.1f} s of run time,"
+        f" {result.wall_seconds:.1f} s wall",
+        f"sessions: {format_number(m['sessions_planned'])} planned,"
+        f" {format_number(m['sessions_started'])} started,"
+        f" {format_number(m['setups_completed'])} up,"
+        f" {format_number(m['sessions_failed'])} failed; at most"
+        f" {format_number(m['sessions_up'])} up at once",
+        f"starts: {format_number(m['late_starts'])} late (more than {spec.late_threshold:g} s"
+        f" after schedule), {format_number(m['missed_starts'])} missed; the latest"
+        f" {_ms(m['max_start_lateness'])} after schedule",
+        "setup latency (tcp from the scheduled start, each phase from the one before,"
+        " dtls from connect; total = scheduled start to CONNECT answered):",
+        *_latency_table(m),
+    ]
+    ratio = m.get("dtls_ratio", math.nan)
+    lines.append(
+        "DTLS: "
+        + ("-" if math.isnan(ratio) else f"up {ratio:.1%} of the session time")
+        + f"; came up in {format_number(m['dtls_established'])} of"
+        f" {format_number(m['setups_completed'])} sessions"
+        + (
+            f", first attempt failed in {format_number(m['dtls_fallbacks'])}"
+            if m.get("dtls_fallbacks")
+            else ""
+        )
+    )
+    if m.get("ping_sent"):
+        lines.append(
+            f"pings: {format_number(m['ping_sent'])} sent, {m['ping_loss']:.1%} lost, rtt"
+            f" p50 {_ms(m.get('ping_rtt_p50', math.nan))} p99"
+            f" {_ms(m.get('ping_rtt_p99', math.nan))}"
+        )
+    if m.get("udp_sent"):
+        lost = m.get("udp_lost", 0.0) / m["udp_sent"]
+        lines.append(f"udp echo: {format_number(m['udp_sent'])} sent, {lost:.1%} lost")
+    if m.get("flows"):
+        lines.append(f"flows: {_by_key(m, 'flows')}")
+    lines.append(f"reconnects: {_by_key(m, 'reconnects')}")
+    lines.append(f"errors: {_by_key(m, 'errors')}")
+    for cause, example in sorted(result.error_examples.items()):
+        lines.append(f"  {cause}: {example}")
+    for tb in result.internal_errors[:1]:
+        lines.append("internal error (please report):")
+        lines += ["  " + ln for ln in tb.rstrip().splitlines()]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the command
+def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        spec, thresholds = build_spec(args)
+    except TunnelswarmError as e:
+        return _fail(err, str(e))
+    # the clients' own log lines (one per reconnect, per DTLS failure, per client) only
+    # with -v; failures are counted by cause and shown once in the summary anyway
+    verbose = getattr(args, "verbose", 0) or 0
+    logging.getLogger(CLIENT_LOGGER).setLevel(logging.CRITICAL + 1 if not verbose else 0)
+    json_lines = bool(args.json_lines)
+    text = err if json_lines else out
+    quiet = bool(args.quiet)
+
+    def say(line: str) -> None:
+        if not quiet:
+            text.write(line + "\n")
+            text.flush()
+
+    samples = 0
+
+    def on_bucket(bucket: dict[str, Any]) -> None:
+        nonlocal samples
+        samples += 1
+        if json_lines:
+            out.write(_json({"type": "bucket", **bucket}) + "\n")
+            out.flush()
+        elif samples % PROGRESS_EVERY == 0:
+            say("  " + _progress(bucket))
+
+    mode = "virtual time" if spec.virtual_time else "real time"
+    say(f"== load run ({mode}, seed {spec.seed}): {spec.describe()}")
+    try:
+        result = run_load(spec, on_bucket=on_bucket, on_line=lambda t: say("  " + t))
+    except (TunnelswarmError, OSError) as e:
+        return _fail(err, str(e))
+    metrics = result.metrics(tuple(required_percentiles(thresholds)))
+    results = evaluate_all(thresholds, metrics)
+    code = exit_code(results, interrupted=result.interrupted)
+    text.write("\n" + format_summary(result, metrics) + "\n\n" + format_results(results) + "\n")
+    text.flush()
+    no_session = (
+        not result.interrupted
+        and metrics["sessions_started"] > 0
+        and not metrics["setups_completed"]
+    )
+    if json_lines:
+        final = {
+            "type": "summary",
+            **result.summary(),
+            "thresholds": [r.as_dict() for r in results],
+            "exit_code": EXIT_RUN_ERROR if no_session else code,
+        }
+        out.write(_json(final) + "\n")
+        out.flush()
+    if no_session:
+        return _fail(
+            err,
+            f"no session came up: all {int(metrics['sessions_started'])} failed"
+            f" ({_by_key(metrics, 'errors')})",
+        )
+    return code
+
+
+def _progress(row: dict[str, Any]) -> str:
+    """One progress line from a :func:`~tunnelswarm.fleet.engine.bucket_row`."""
+    return (
+        f"{row['second'] + 1:>5}s  started {row['total_sessions_started']}"
+        f"  up {row['sessions_up']}  dtls {row['dtls_up']}"
+        f"  failed {row['total_sessions_failed']}  reconnects {row['total_reconnects']}"
+    )
+
+
+def _clean(value: object) -> object:
+    """JSON-safe: NaN and infinities become null (JSON has no NaN), tuples lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _json(value: object) -> str:
+    return json.dumps(_clean(value), default=str, allow_nan=False)
