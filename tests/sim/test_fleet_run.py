@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -44,15 +45,20 @@ REPO = Path(__file__).resolve().parents[2]
 def run_json(
     capsys: pytest.CaptureFixture[str], *argv: str
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any], str]:
-    """``tunnelswarm run … --json-lines``: (status, per-second rows, summary, stderr)."""
+    """``tunnelswarm run … --json-lines``: (status, per-second rows, summary, stderr).
+    Every stdout line is one JSON object: a ``progress`` object per second (its
+    ``bucket`` is the row returned), the last one the ``summary``."""
     rc = main(["run", *argv, "--json-lines"])
     cap = capsys.readouterr()
     objs = [json.loads(line) for line in cap.out.splitlines()]
     assert objs, cap.err
-    *rows, summary = objs
+    *progress, summary = objs
     assert summary["type"] == "summary"
-    assert all(r["type"] == "bucket" for r in rows)
-    return rc, rows, summary, cap.err
+    assert all(p["type"] == "progress" for p in progress)
+    for p in progress:
+        assert p["second"] == p["bucket"]["second"] == p["t"] - 1
+        assert p["totals"]["elapsed"] == p["t"]
+    return rc, [p["bucket"] for p in progress], summary, cap.err
 
 
 # ------------------------------------------------------------------ closed model
@@ -301,20 +307,24 @@ async def test_on_phase_reports_each_boundary_in_order() -> None:
     assert times == sorted(times)
 
 
-def test_sigint_interrupts_a_run_and_the_report_keeps_its_numbers() -> None:
+def test_sigint_interrupts_a_run_and_the_report_keeps_its_numbers(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    report = tmp_path / "report"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tunnelswarm", "run", "-n", "5", "--hold", "60s"],
+        [sys.executable, "-m", "tunnelswarm", "run", "-n", "5", "--hold", "60s",
+         "--report", str(report)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=REPO,
-    )
+    )  # fmt: skip
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # wait for the first progress line: everyone is up
-            if line.strip().startswith("5s"):
+        assert proc.stderr is not None
+        live: list[str] = []
+        for line in proc.stderr:  # the live view (one line a second): everyone is up
+            live.append(line)
+            if "  up 5  " in line:
                 break
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
@@ -322,11 +332,80 @@ def test_sigint_interrupts_a_run_and_the_report_keeps_its_numbers() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 1, err
+    assert proc.returncode == 1, "".join(live) + err
+    assert live[-1].startswith("[")
+    assert "started 5/5" in live[-1]
     assert "load run INTERRUPTED" in out
     assert "sessions: 5 planned, 5 started, 5 up, 0 failed" in out
     assert "interrupted: closing 5 live session(s)" in out
     assert "errors: none" in out
+    assert f"report: {report}" in out
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    assert summary["state"] == "interrupted"
+    assert summary["passed"] is False
+    assert summary["run"]["interrupted"] is True
+    assert summary["run"]["error"] is None
+    assert summary["stats"]["counters"]["setups_completed"] == 5
+    timeline = [json.loads(x) for x in (report / "timeline.jsonl").read_text().splitlines()]
+    assert sum(1 for e in timeline if e["kind"] == "up") == 5
+    assert sum(1 for e in timeline if e["kind"] == "end") == 5
+    assert (report / "report.html").stat().st_size > 0
+
+
+def test_report_dir_of_a_load_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    report = tmp_path / "r"
+    rc = main(["run", "-n", "10", "--rate", "50/s", "--hold", "2s", "--ping", "2/s",
+               "--threshold", "errors==0", "--threshold", "setup_p95<10s",
+               "--report", str(report), "--seed", "7"])  # fmt: skip
+    cap = capsys.readouterr()
+    assert rc == 0, cap.out + cap.err
+    # the live view went to stderr, a line a second (not a terminal), none on stdout
+    live = [line for line in cap.err.splitlines() if line.startswith("[")]
+    assert len(live) >= 2, cap.err
+    assert "started 10/10" in live[-1]
+    assert not any(line.startswith("[") for line in cap.out.splitlines())
+    assert f"report: {report}" in cap.out
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    assert summary["format"] == "tunnelswarm-load-report"
+    assert summary["state"] == "completed"
+    assert summary["passed"] is True
+    assert [t["passed"] for t in summary["thresholds"]] == [True, True]
+    run = summary["run"]
+    assert run["seed"] == 7
+    assert run["mock"] is True
+    assert run["headend"].startswith("https://127.0.0.1:")
+    assert run["profile"]
+    assert "closed model: 10 clients" in run["plan"]
+    assert run["exit_code"] == 0
+    assert run["error"] is None
+    assert summary["stats"]["counters"]["setups_completed"] == 10
+    assert summary["events"] > 0
+    assert summary["syslog_lines"] > 0
+    # the time series: a header and a row per second
+    rows = (report / "timeseries.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("second,")
+    assert len(rows) - 1 == summary["seconds"] >= 3
+    timeline = [json.loads(x) for x in (report / "timeline.jsonl").read_text().splitlines()]
+    assert len(timeline) == summary["events"]
+    kinds = {e["kind"] for e in timeline}
+    assert {"start", "up", "connect", "dtls-up", "end"} <= kinds
+    assert {e["source"] for e in timeline if e["kind"] == "up"} == {
+        f"client {i}" for i in range(10)
+    }
+    syslog = (report / "syslog.log").read_text(encoding="utf-8").splitlines()
+    assert len(syslog) == summary["syslog_lines"]
+    assert all("%ASA-" in line for line in syslog)
+    assert any("%ASA-4-722051" in line or "722022" in line for line in syslog)
+    page = (report / "report.html").read_text(encoding="utf-8")
+    assert page.rstrip().endswith("</html>")
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.IGNORECASE)  # opens offline
+    assert "function(root, factory)" in page  # plotly.js itself is inlined
+    m = re.search(r'Plotly\.newPlot\(\s*"chart-sessions",\s*', page)
+    assert m is not None
+    traces, _ = json.JSONDecoder().raw_decode(page, m.end())
+    up = next(t for t in traces if t["name"] == "sessions up")
+    assert max(up["y"]) == 10
+    assert len(up["y"]) == summary["seconds"]
 
 
 # ------------------------------------------------------------------ virtual time

@@ -400,3 +400,63 @@ def test_errors_are_tunnelswarm_errors() -> None:
 
     assert issubclass(RunSetupError, TunnelswarmError)
     assert RunSetupError("x").cause == "run-setup"
+
+
+# ------------------------------------------------------------------ live view, report
+def test_planned_sessions_and_duration_for_the_live_view() -> None:
+    from tunnelswarm.fleet.cli import planned_duration, planned_sessions
+    from tunnelswarm.fleet.plan import Lifetime
+
+    closed = LoadSpec(ClosedModel(10, 5.0, hold=3.0))
+    assert planned_sessions(closed) == 10
+    assert planned_duration(closed) == pytest.approx(1.8 + 3.0)
+    churn = LoadSpec(ClosedModel(10, None, hold=3.0, lifetime=Lifetime.fixed(1.0)))
+    assert planned_sessions(churn) is None
+    opened = LoadSpec(OpenModel(10.0, 4.0))
+    assert planned_sessions(opened) == 40
+    assert planned_duration(opened) == 4.0
+    assert planned_sessions(LoadSpec(OpenModel(10.0, 4.0, arrivals="poisson"))) is None
+
+
+def test_a_report_dir_that_cannot_be_made_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    argv = ("-n", "1", "--hold", "1s", "--report", str(blocker / "sub"))
+    assert run_command(parse(*argv), out, err) == 2
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"tunnelswarm: error: --report {blocker / 'sub'}: ")
+
+
+def test_the_engine_feeds_its_observers_in_virtual_time() -> None:
+    """on_event: each session's start, up, session events and end; on_syslog: the mock's
+    lines; on_second: once per second of the run, at the end of that second."""
+    from tunnelswarm.fleet.engine import LoadEngine, run_engine
+    from tunnelswarm.scenario.run import TimelineEntry
+
+    events: list[TimelineEntry] = []
+    syslog: list[str] = []
+    seconds: list[float] = []
+    spec = LoadSpec(ClosedModel(3, None, hold=2.5), virtual_time=True)
+    engine = LoadEngine(
+        spec,
+        on_event=events.append,
+        on_syslog=syslog.append,
+        on_second=lambda stats, t: seconds.append(t),
+    )
+    result = run_engine(engine, watch_signals=False)
+    assert result.metrics()["setups_completed"] == 3
+    assert seconds == [1.0, 2.0, 3.0]
+    for i in range(3):
+        kinds = [e.kind for e in events if e.source == f"client {i}"]
+        assert kinds[0] == "start"
+        assert "up" in kinds
+        assert "connect" in kinds
+        assert "dtls-up" in kinds
+        assert kinds[-1] == "end"
+    assert any(e.source == "engine" and "mock ASA" in e.text for e in events)
+    times = [e.t for e in events]
+    assert times == sorted(times)
+    assert all(0.0 <= t <= 3.0 for t in times)
+    assert any("%ASA-" in line and "722022" in line for line in syslog), syslog[:5]

@@ -13,15 +13,15 @@ Usage::
             [--profile NAME|FILE.toml] [--ping RATE[:SIZE]] [--udp RATE[:SIZE]]
             [--flows BYTES[:EVERY]] [--target ADDR] [--source 127.0.0.2-127.0.0.250]
             [--threshold 'setup_p99<500ms' ...] [--json-lines] [--virtual-time] [--seed N]
-            [--setup-timeout 60s] [--late-threshold 1s] [--no-dtls] [-q]
+            [--setup-timeout 60s] [--late-threshold 1s] [--no-dtls] [--report DIR] [-q]
 
 **Telling the two forms apart.** ``SCENARIO`` is an optional positional. Given, the run is
 a scenario run (:mod:`tunnelswarm.scenario.cli`, unchanged) and no load flag may be given.
 Not given, the run is a load run (:mod:`tunnelswarm.fleet.engine`) and needs exactly one
 load model: ``-n/--clients N`` (closed model: N slots, ramped up at ``--rate``, held
 ``--hold``) or ``--open RATE`` (open model: arrivals at RATE for ``--duration``). Neither
-is one line on stderr and exit status 2; so are scenario-only flags (``--quick``,
-``--report``) in a load run, closed-model flags with ``--open`` and open-model flags with
+is one line on stderr and exit status 2; so are scenario-only flags (``--quick``) in a
+load run, closed-model flags with ``--open`` and open-model flags with
 ``-n``. Every load flag is read as text and checked here, so a bad value is always a
 one-line ``tunnelswarm: error: ...`` (never argparse's usage dump) and exit status 2.
 
@@ -32,13 +32,25 @@ Credentials default to the mock's own user ``test``/``test``, and to the templat
 ``user,password`` rows instead. ``--target`` (default the mock's inside host 10.1.1.1)
 is where pings, UDP echo and flows go; with ``--headend`` and traffic it must be given.
 
-Output: the run's plan, a progress line every 5 s, then the summary (sessions planned /
-started / up / failed, late starts, setup latency p50/p90/p99/max per phase, DTLS ratio,
-pings, reconnects and errors by cause) and the threshold table. ``--json-lines``: stdout
-carries only JSON objects, one per second (``{"type": "bucket", ...}``) and a last one
-(``{"type": "summary", ...}``); the human text goes to stderr. ``-q``: only the summary
-and the table. ``-v``: also the clients' own log lines (reconnects, DTLS trouble), which a
-run otherwise only counts.
+Output: the run's plan, the live view (:class:`~tunnelswarm.report.live.LiveConsole` on
+stderr, updated once a second: a panel on a terminal, one compact line per second
+otherwise), then the summary (sessions planned / started / up / failed, late starts,
+setup latency p50/p90/p99/max per phase, DTLS ratio, pings, reconnects and errors by
+cause) and the threshold table. ``--json-lines``: stdout carries only JSON objects, one
+per second (:class:`~tunnelswarm.report.live.JsonLinesSink`: ``{"type": "progress",
+...}``) and a last one (``{"type": "summary", ...}``); the human text goes to stderr.
+``-q``: no live view, only the summary and the table. ``-v``: also the clients' own log
+lines (reconnects, DTLS trouble), which a run otherwise only counts. (In virtual time the
+live view and the report's checkpoints come at most once a second of wall time; the JSON
+lines come for every second of the run.)
+
+``--report DIR`` (:class:`~tunnelswarm.report.files.ReportDir`): ``summary.json``,
+``timeseries.csv``, ``timeline.jsonl`` (the engine's timeline: each session's start, up,
+errors, reconnects, DTLS events, end), ``syslog.log`` (the in-process mock's syslog;
+empty against ``--headend``) and ``report.html``, checkpointed once a second and finished
+whatever way the run ends: ``"state": "completed"``, or ``"interrupted"`` after Ctrl-C /
+SIGTERM or when the run broke off (its error text in ``run.error``). ``run`` holds the
+run's facts (plan, headend, profile, seed, ...).
 
 Exit status (:mod:`tunnelswarm.fleet.thresholds`): 0 every threshold held (or none was
 given); 1 a threshold failed or the run was interrupted (Ctrl-C/SIGTERM: the live sessions
@@ -56,18 +68,20 @@ import json
 import logging
 import math
 import sys
+import time
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 from tunnelswarm.config.profile import load_profile
 from tunnelswarm.errors import ConfigError, TunnelswarmError
 from tunnelswarm.fleet.engine import (
     CLIENT_LOGGER,
     PHASES,
+    LoadEngine,
     LoadResult,
     LoadSpec,
     load_mock_config,
-    run_load,
+    run_engine,
 )
 from tunnelswarm.fleet.plan import (
     ClosedModel,
@@ -79,15 +93,19 @@ from tunnelswarm.fleet.plan import (
     parse_duration,
     parse_rate,
 )
+from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.fleet.thresholds import (
     EXIT_RUN_ERROR,
     Threshold,
+    ThresholdResult,
     evaluate_all,
     exit_code,
     format_results,
     parse_thresholds,
     required_percentiles,
 )
+from tunnelswarm.report.files import ReportDir
+from tunnelswarm.report.live import JsonLinesSink, LiveConsole
 from tunnelswarm.scenario.expect import format_number
 
 __all__ = [
@@ -97,13 +115,13 @@ __all__ = [
     "extend_run_parser",
     "format_summary",
     "local_addresses",
+    "planned_duration",
+    "planned_sessions",
     "run_command",
     "run_load_command",
 ]
 
 PROG = "tunnelswarm"
-#: a progress line every this many samples (seconds), when not quiet
-PROGRESS_EVERY = 5
 
 #: dest → flag of every load-run option (all default to None)
 LOAD_FLAGS: dict[str, str] = {
@@ -347,9 +365,8 @@ def _read(path: str, what: str) -> str:
 
 def build_spec(args: argparse.Namespace) -> tuple[LoadSpec, list[Threshold]]:
     """The load run the flags describe; a bad flag is a one-line ConfigError."""
-    for dest, flag in (("quick", "--quick"), ("report", "--report")):
-        if getattr(args, dest, None):
-            raise ConfigError(f"{flag} is for scenario runs (give a SCENARIO)")
+    if getattr(args, "quick", None):
+        raise ConfigError("--quick is for scenario runs (give a SCENARIO)")
     model = _model(args)
     thresholds = parse_thresholds(args.threshold or [])
     traffic = TrafficProfile.parse(ping=args.ping, udp=args.udp, flows=args.flows)
@@ -501,6 +518,41 @@ def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
 
 
 # ------------------------------------------------------------------ the command
+def planned_sessions(spec: LoadSpec) -> int | None:
+    """Sessions the plan starts in all, when that is known in advance: a closed model
+    whose sessions live until the end (one per slot), an open model with constant
+    arrivals; None otherwise (churn, retries, Poisson arrivals)."""
+    m = spec.model
+    if isinstance(m, ClosedModel):
+        return m.concurrency if str(m.lifetime) == "until-end" else None
+    if m.arrivals == "constant":
+        return round(m.arrival_rate * m.duration)
+    return None
+
+
+def planned_duration(spec: LoadSpec) -> float:
+    """The plan's length in seconds (closed: ramp-up, hold and ramp-down; open: the
+    arrival window)."""
+    return spec.model.duration
+
+
+def _run_facts(spec: LoadSpec, engine: LoadEngine) -> dict[str, object]:
+    """The ``run`` object of the report: what was run, against what."""
+    return {
+        "kind": "load",
+        "plan": spec.describe(),
+        "model": "closed" if isinstance(spec.model, ClosedModel) else "open",
+        "planned_sessions": planned_sessions(spec),
+        "planned_duration": planned_duration(spec),
+        "headend": engine.url or spec.headend,
+        "mock": spec.headend is None,
+        "profile": spec.profile.name,
+        "seed": spec.seed,
+        "virtual_time": spec.virtual_time,
+        "traffic": spec.traffic.describe(),
+    }
+
+
 def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         spec, thresholds = build_spec(args)
@@ -513,29 +565,88 @@ def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     json_lines = bool(args.json_lines)
     text = err if json_lines else out
     quiet = bool(args.quiet)
+    percentiles = required_percentiles(thresholds)
 
     def say(line: str) -> None:
         if not quiet:
             text.write(line + "\n")
             text.flush()
 
-    samples = 0
+    report: ReportDir | None = None
+    report_path = getattr(args, "report", None)
+    if report_path is not None:
+        try:
+            report = ReportDir(report_path, percentiles=percentiles)
+        except OSError as e:
+            return _fail(err, f"--report {report_path}: {e.strerror or e}")
+    console = LiveConsole(
+        spec.describe(),
+        planned_sessions(spec),
+        planned_duration(spec),
+        stream=err,
+        enabled=not quiet,
+    )
+    feed = JsonLinesSink(out) if json_lines else None
+    shown_at = -math.inf
 
-    def on_bucket(bucket: dict[str, Any]) -> None:
-        nonlocal samples
-        samples += 1
-        if json_lines:
-            out.write(_json({"type": "bucket", **bucket}) + "\n")
-            out.flush()
-        elif samples % PROGRESS_EVERY == 0:
-            say("  " + _progress(bucket))
+    def on_second(stats: RunStats, t: float) -> None:
+        nonlocal shown_at
+        if feed is not None:
+            feed.update(stats, t)
+        if spec.virtual_time:  # many run seconds per wall second: at most one a second
+            now = time.monotonic()
+            if now - shown_at < 1.0:
+                return
+            shown_at = now
+        console.update(stats, t)
+        if report is not None:
+            report.checkpoint(stats, _run_facts(spec, engine))
 
+    engine = LoadEngine(
+        spec,
+        on_line=lambda t: say("  " + t),
+        on_second=on_second,
+        on_event=None if report is None else report.event,
+        on_syslog=None if report is None else report.syslog,
+    )
     mode = "virtual time" if spec.virtual_time else "real time"
     say(f"== load run ({mode}, seed {spec.seed}): {spec.describe()}")
+    result: LoadResult | None = None
+    results: list[ThresholdResult] = []
+    error: str | None = None
+    code: int | None = None
     try:
-        result = run_load(spec, on_bucket=on_bucket, on_line=lambda t: say("  " + t))
-    except (TunnelswarmError, OSError) as e:
-        return _fail(err, str(e))
+        try:
+            result = run_engine(engine)
+        except (TunnelswarmError, OSError) as e:
+            error = str(e)
+            return _fail(err, str(e))
+        except BaseException as e:
+            error = " ".join(f"{type(e).__name__}: {e}".split())
+            raise
+        finally:
+            console.close()
+            if feed is not None:
+                feed.close()
+        results, code = _conclude(result, thresholds, out, err, json_lines=json_lines)
+        return code
+    finally:
+        if report is not None:
+            _finish_report(report, engine, result, results, code, error)
+            say(f"report: {report.path}")
+
+
+def _conclude(
+    result: LoadResult,
+    thresholds: list[Threshold],
+    out: TextIO,
+    err: TextIO,
+    *,
+    json_lines: bool,
+) -> tuple[list[ThresholdResult], int]:
+    """Print the summary and the threshold table (and the last JSON line); the threshold
+    results and the exit status."""
+    text = err if json_lines else out
     metrics = result.metrics(tuple(required_percentiles(thresholds)))
     results = evaluate_all(thresholds, metrics)
     code = exit_code(results, interrupted=result.interrupted)
@@ -546,31 +657,47 @@ def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         and metrics["sessions_started"] > 0
         and not metrics["setups_completed"]
     )
+    if no_session:
+        code = EXIT_RUN_ERROR
     if json_lines:
         final = {
             "type": "summary",
             **result.summary(),
             "thresholds": [r.as_dict() for r in results],
-            "exit_code": EXIT_RUN_ERROR if no_session else code,
+            "exit_code": code,
         }
         out.write(_json(final) + "\n")
         out.flush()
     if no_session:
-        return _fail(
+        _fail(
             err,
             f"no session came up: all {int(metrics['sessions_started'])} failed"
             f" ({_by_key(metrics, 'errors')})",
         )
-    return code
+    return results, code
 
 
-def _progress(row: dict[str, Any]) -> str:
-    """One progress line from a :func:`~tunnelswarm.fleet.engine.bucket_row`."""
-    return (
-        f"{row['second'] + 1:>5}s  started {row['total_sessions_started']}"
-        f"  up {row['sessions_up']}  dtls {row['dtls_up']}"
-        f"  failed {row['total_sessions_failed']}  reconnects {row['total_reconnects']}"
+def _finish_report(
+    report: ReportDir,
+    engine: LoadEngine,
+    result: LoadResult | None,
+    results: list[ThresholdResult],
+    code: int | None,
+    error: str | None,
+) -> None:
+    """The report's last word, however the run ended (a crash counts as interrupted)."""
+    if result is None:
+        result = engine.result()
+    facts = _run_facts(engine.spec, engine)
+    facts.update(
+        interrupted=result.interrupted,
+        run_seconds=round(result.run_seconds, 3),
+        wall_seconds=round(result.wall_seconds, 3),
+        exit_code=code,
+        error=error,
+        error_examples=dict(result.error_examples),
     )
+    report.finish(result.stats, results, facts, interrupted=result.interrupted or error is not None)
 
 
 def _clean(value: object) -> object:

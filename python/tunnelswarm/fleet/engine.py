@@ -45,8 +45,17 @@ the client profile, credentials, source addresses, the traffic profile and the h
    sample carries ``t`` (seconds since the plan's start; a setup's latencies carry its
    *scheduled* start), so RunStats fills its one-second buckets. A sampler task sets the
    ``sessions_up`` / ``dtls_up`` gauges at the end of every second and hands that second
-   on as a flat row (:func:`bucket_row`; ``on_bucket``: ``--json-lines``).
-5. **Interruption.** :meth:`LoadEngine.interrupt` (Ctrl-C / SIGTERM in :func:`run_load`):
+   on: as a flat row (:func:`bucket_row`, ``on_bucket``) and as the whole stats with the
+   end of that second (``on_second(stats, t)``: the live console, ``--json-lines``, the
+   report's checkpoints).
+5. **Observers.** ``on_event`` gets the run's timeline as
+   :class:`~tunnelswarm.scenario.run.TimelineEntry` objects (source ``client N``:
+   ``start``, ``up``, ``error``, ``end`` and the session's own events -- ``connect``,
+   ``reconnect``, ``dtls-up``, ``dtls-fail``, ``dtls-down``, ``mtu``; source ``engine``:
+   the engine's own lines). ``on_syslog`` gets the in-process mock's syslog lines
+   (severity up to :data:`SYSLOG_LEVEL`; none against a real headend). Nothing is built
+   for an observer that is not given.
+6. **Interruption.** :meth:`LoadEngine.interrupt` (Ctrl-C / SIGTERM in :func:`run_load`):
    no new session starts, every live one is stopped and gets ``stop_grace`` seconds to
    close; then whatever is still open is cancelled. Every measurement taken so far stays
    in the result (``interrupted=True``). A second interrupt cancels at once.
@@ -70,6 +79,7 @@ import trio.testing
 
 from tunnelswarm.asa.config import AsaConfig, parse_config
 from tunnelswarm.asa.server import DEFAULT_CONFIG_TEXT, MockAsa, MockAsaConfig, serve_mock_asa
+from tunnelswarm.asa.syslog import SyslogRecord
 from tunnelswarm.client.flow import fetch
 from tunnelswarm.client.session import (
     PHASES,
@@ -100,6 +110,7 @@ from tunnelswarm.scenario.run import (
     CLIENT_LINK_MTU,
     VIRTUAL_EPOCH,
     VIRTUAL_HEADEND,
+    TimelineEntry,
     client_host,
     seed_scheduler,
 )
@@ -111,6 +122,7 @@ __all__ = [
     "LOAD_OVERLAY",
     "METRICS",
     "PHASES",
+    "SYSLOG_LEVEL",
     "LoadEngine",
     "LoadResult",
     "LoadSpec",
@@ -119,6 +131,7 @@ __all__ = [
     "error_cause",
     "load_mock_config",
     "phase_samples",
+    "run_engine",
     "run_load",
 ]
 
@@ -131,6 +144,9 @@ FLOW_TIMEOUT: Final = 90.0
 PREFLIGHT_TIMEOUT: Final = 10.0
 #: client loggers (the sessions' own lines: reconnects, DTLS trouble); ``-v`` shows them
 CLIENT_LOGGER: Final = "tunnelswarm.fleet.client"
+#: the in-process mock's syslog lines up to this severity go to ``on_syslog``
+#: (6, informational: the session messages; not the debug ones)
+SYSLOG_LEVEL: Final = 6
 #: the embedded mock's default configuration is sized for load with these lines (on top
 #: of :data:`~tunnelswarm.asa.server.DEFAULT_CONFIG_TEXT`): 65,534 tunnel addresses and as
 #: many simultaneous logins of user ``test`` (an ASA's default is 3 per user)
@@ -383,11 +399,17 @@ class LoadEngine:
         *,
         on_bucket: Callable[[dict[str, Any]], None] | None = None,
         on_line: Callable[[str], None] | None = None,
+        on_second: Callable[[RunStats, float], None] | None = None,
+        on_event: Callable[[TimelineEntry], None] | None = None,
+        on_syslog: Callable[[str], None] | None = None,
     ) -> None:
         self.spec = spec
         self.credentials = spec.effective_credentials
         self.on_bucket = on_bucket
         self.on_line = on_line
+        self.on_second = on_second
+        self.on_event = on_event
+        self.on_syslog = on_syslog
         self.stats: RunStats | None = None
         self.planner: Planner | None = None
         self.asa: MockAsa | None = None
@@ -479,6 +501,28 @@ class LoadEngine:
     def _say(self, text: str) -> None:
         if self.on_line is not None:
             self.on_line(text)
+        self._emit("engine", text, "engine")
+
+    def _emit(self, source: str, text: str, kind: str) -> None:
+        """One timeline entry for ``on_event`` (``t``: seconds since the plan's start;
+        0 before it started)."""
+        if self.on_event is None:
+            return
+        try:
+            t = self._t() if self.stats is not None else 0.0
+        except RuntimeError:  # outside the Trio run
+            t = 0.0
+        self.on_event(TimelineEntry(max(0.0, t), source, text, kind))
+
+    @property
+    def level(self) -> int:
+        """The mock's syslog tap (a SyslogSink): the severities it takes."""
+        return SYSLOG_LEVEL
+
+    def write(self, record: SyslogRecord) -> None:
+        """The mock's syslog tap: one line to ``on_syslog``."""
+        if self.on_syslog is not None:
+            self.on_syslog(record.line())
 
     async def _start_headend(self, nursery: trio.Nursery) -> None:
         spec = self.spec
@@ -503,6 +547,8 @@ class LoadEngine:
         if info.tcp_port is None:
             raise RunSetupError("the mock ASA's configuration enables webvpn on no interface")
         self.asa = info.asa
+        if self.on_syslog is not None:
+            self.asa.taps.add(self)
         self.url = info.url
         self.pins = (info.pin,)
         self._say(f"mock ASA {cfg.asa_version} in-process at {info.url}")
@@ -603,10 +649,17 @@ class LoadEngine:
             no_dtls=spec.no_dtls,
         )
 
-    def _failed(self, cause: str, reason: str, exc: BaseException | None = None) -> None:
+    def _failed(
+        self,
+        cause: str,
+        reason: str,
+        exc: BaseException | None = None,
+        who: str = "client",
+    ) -> None:
         stats = self.stats
         assert stats is not None
         t = self._t()
+        self._emit(who, f"failed ({cause}): {reason}", "error")
         stats.count("errors", key=cause, t=t)
         stats.count("sessions_failed", t=t)
         if cause not in self.error_examples:
@@ -620,6 +673,8 @@ class LoadEngine:
         assert p is not None
         assert stats is not None
         stats.count("sessions_started", t=self._t())
+        who = f"client {live.start.index}"
+        self._emit(who, f"start (slot {live.start.slot})", "start")
         failed = False
         try:
             with live.scope:
@@ -629,10 +684,11 @@ class LoadEngine:
                 stats.count("setups_aborted", t=self._t())
         except Exception as e:  # a failure that came out beside a stop: still counted
             failed = True
-            self._failed(*error_cause(e), e)
+            self._failed(*error_cause(e), e, who=who)
         finally:
             self.live.pop(live.start.slot, None)
             p.session_ended(live.start.slot, trio.current_time(), failed=failed)
+            self._emit(who, "ended in an error" if failed else "closed", "end")
             self._poke()
 
     async def _one_session(self, live: _Live) -> bool:
@@ -652,7 +708,14 @@ class LoadEngine:
                 stats.record(histogram, seconds, t=scheduled)
             live.boundaries[name] = t
 
+        who = f"client {index}"
+
         def on_event(ev: SessionEvent) -> None:
+            if self.on_event is not None:
+                text = ev.kind + (f" ({ev.cause})" if ev.cause else "")
+                if ev.detail:
+                    text += f": {ev.detail}"
+                self._emit(who, text, ev.kind)
             if ev.kind == "reconnect":
                 stats.count("reconnects", key=ev.cause or "unknown", t=self._t())
             elif ev.kind == "dtls-up" and not live.dtls_seen:
@@ -675,15 +738,20 @@ class LoadEngine:
                     setup.deadline = math.inf
                     live.session = s
                     stats.count("setups_completed", t=self._t())
+                    if self.on_event is not None:
+                        took = self._t() - self._t(live.start.scheduled_at)
+                        self._emit(who, f"up: setup {took * 1000:.1f} ms", "up")
                     await self._hold(s)
         except Exception as e:
-            self._failed(*error_cause(e), e)
+            self._failed(*error_cause(e), e, who=who)
             return True
         finally:
             live.session = None
         if setup.cancelled_caught:
             self._failed(
-                "setup-timeout", f"no tunnel within {self.spec.setup_timeout:g} s of the start"
+                "setup-timeout",
+                f"no tunnel within {self.spec.setup_timeout:g} s of the start",
+                who=who,
             )
             return True
         return False
@@ -775,6 +843,8 @@ class LoadEngine:
         stats.set_gauge("dtls_up", dtls, t=second)
         if self.on_bucket is not None:
             self.on_bucket(bucket_row(stats, second))
+        if self.on_second is not None:
+            self.on_second(stats, float(second + 1))
 
 
 def bucket_row(stats: RunStats, second: int) -> dict[str, Any]:
@@ -823,12 +893,21 @@ def run_load(
     on_line: Callable[[str], None] | None = None,
     watch_signals: bool = True,
 ) -> LoadResult:
-    """Run ``spec`` in a Trio run of its own (virtual time: with a MockClock).
+    """Run ``spec`` in a Trio run of its own (virtual time: with a MockClock); see
+    :func:`run_engine`."""
+    engine = LoadEngine(spec, on_bucket=on_bucket, on_line=on_line)
+    return run_engine(engine, watch_signals=watch_signals)
+
+
+def run_engine(engine: LoadEngine, *, watch_signals: bool = True) -> LoadResult:
+    """Run ``engine`` (made by the caller, with its observers) in a Trio run of its own
+    (virtual time: with a MockClock). Afterwards, also when this raised,
+    :meth:`LoadEngine.result` has everything measured.
 
     Ctrl-C / SIGTERM interrupt it (see :meth:`LoadEngine.interrupt`) and the result says
     so; :class:`RunSetupError`, :class:`ConfigError` and ``OSError`` (e.g. the mock cannot
     bind) mean the run could not be made."""
-    engine = LoadEngine(spec, on_bucket=on_bucket, on_line=on_line)
+    spec = engine.spec
     clock = None
     if spec.virtual_time:
         seed_scheduler(spec.seed)
