@@ -14,6 +14,7 @@ Usage::
             [--flows BYTES[:EVERY]] [--target ADDR] [--source 127.0.0.2-127.0.0.250]
             [--threshold 'setup_p99<500ms' ...] [--json-lines] [--virtual-time] [--seed N]
             [--setup-timeout 60s] [--late-threshold 1s] [--no-dtls] [--report DIR] [-q]
+            [--workers N|auto]
 
 **Telling the two forms apart.** ``SCENARIO`` is an optional positional. Given, the run is
 a scenario run (:mod:`tunnelswarm.scenario.cli`, unchanged) and no load flag may be given.
@@ -44,6 +45,12 @@ lines (reconnects, DTLS trouble), which a run otherwise only counts. (In virtual
 live view and the report's checkpoints come at most once a second of wall time; the JSON
 lines come for every second of the run.)
 
+``--workers N`` (default 1; ``auto``: one per core) splits the plan over N worker
+processes, one Trio loop each (:mod:`tunnelswarm.fleet.workers`); without ``--headend``
+the mock ASA then runs in a process of its own. The live view, the JSON lines, the
+report and the thresholds are those of the merged stats; a worker that dies is reported
+(``workers_lost``) and its last stats kept. Not with ``--virtual-time`` (one Trio run).
+
 ``--report DIR`` (:class:`~tunnelswarm.report.files.ReportDir`): ``summary.json``,
 ``timeseries.csv``, ``timeline.jsonl`` (the engine's timeline: each session's start, up,
 errors, reconnects, DTLS events, end), ``syslog.log`` (the in-process mock's syslog;
@@ -69,6 +76,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -104,6 +112,7 @@ from tunnelswarm.fleet.thresholds import (
     parse_thresholds,
     required_percentiles,
 )
+from tunnelswarm.fleet.workers import Coordinator, default_workers
 from tunnelswarm.report.files import ReportDir
 from tunnelswarm.report.live import JsonLinesSink, LiveConsole
 from tunnelswarm.scenario.expect import format_number
@@ -115,6 +124,7 @@ __all__ = [
     "extend_run_parser",
     "format_summary",
     "local_addresses",
+    "parse_workers",
     "planned_duration",
     "planned_sessions",
     "run_command",
@@ -152,6 +162,7 @@ LOAD_FLAGS: dict[str, str] = {
     "setup_timeout": "--setup-timeout",
     "late_threshold": "--late-threshold",
     "no_dtls": "--no-dtls",
+    "workers": "--workers",
 }
 _CLOSED_ONLY = ("rate", "ramp_down", "hold", "retry_delay")
 _OPEN_ONLY = ("duration", "max_concurrency", "arrivals")
@@ -176,6 +187,11 @@ def add_load_arguments(r: argparse.ArgumentParser) -> None:
         help="session lifetime: 30s, uniform(10s,60s), exponential(5m) or until-end (default)",
     )
     a("--headend", metavar="URL", help="a real ASA/ocserv (default: the mock ASA in-process)")
+    g.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="against --headend: skip the preflight login (answers, limits, warnings)",
+    )
     g.add_argument(
         "--servercert",
         action="append",
@@ -204,6 +220,12 @@ def add_load_arguments(r: argparse.ArgumentParser) -> None:
     a("--setup-timeout", metavar="DURATION", help="a client's setup limit (default 60s)")
     a("--late-threshold", metavar="DURATION", help="a start later than this is late (1s)")
     g.add_argument("--no-dtls", action="store_true", default=None, help="clients do not offer DTLS")
+    a(
+        "--workers",
+        metavar="N",
+        help="worker processes, one Trio loop each, merged into one view (default 1;"
+        " auto: one per core)",
+    )
 
 
 def extend_run_parser(r: argparse.ArgumentParser) -> None:
@@ -477,6 +499,12 @@ def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
         f" {format_number(m['setups_completed'])} up,"
         f" {format_number(m['sessions_failed'])} failed; at most"
         f" {format_number(m['sessions_up'])} up at once",
+        *(
+            [f"workers: {result.workers} processes, {len(result.lost_workers)} lost"]
+            if result.workers > 1
+            else []
+        ),
+        *(f"  lost {w}" for w in result.lost_workers),
         f"starts: {format_number(m['late_starts'])} late (more than {spec.late_threshold:g} s"
         f" after schedule), {format_number(m['missed_starts'])} missed; the latest"
         f" {_ms(m['max_start_lateness'])} after schedule",
@@ -536,7 +564,18 @@ def planned_duration(spec: LoadSpec) -> float:
     return spec.model.duration
 
 
-def _run_facts(spec: LoadSpec, engine: LoadEngine) -> dict[str, object]:
+def parse_workers(text: str | None, spec: LoadSpec | None = None) -> int:
+    """``--workers``: a whole number, or ``auto`` (one per core); default 1. More than
+    one does not go with virtual time (one Trio run)."""
+    if text is None:
+        return 1
+    n = default_workers() if text == "auto" else _whole(text, "--workers")
+    if n > 1 and spec is not None and spec.virtual_time:
+        raise ConfigError("--virtual-time is one Trio run: it does not go with --workers > 1")
+    return n
+
+
+def _run_facts(spec: LoadSpec, engine: LoadEngine | Coordinator) -> dict[str, object]:
     """The ``run`` object of the report: what was run, against what."""
     return {
         "kind": "load",
@@ -553,9 +592,47 @@ def _run_facts(spec: LoadSpec, engine: LoadEngine) -> dict[str, object]:
     }
 
 
+def _make_engine(
+    spec: LoadSpec,
+    workers: int,
+    say: Callable[[str], None],
+    on_second: Callable[[RunStats, float], None],
+    report: ReportDir | None,
+    *,
+    verbose: bool,
+) -> LoadEngine | Coordinator:
+    """One engine in this process, or (``workers > 1``) the coordinator of worker
+    processes (:mod:`tunnelswarm.fleet.workers`), fed the same observers."""
+    if workers > 1:
+        return Coordinator(
+            spec,
+            workers,
+            on_line=lambda t: say("  " + t),
+            on_second=on_second,
+            on_event=None if report is None else report.event,
+            on_syslog=None if report is None else report.syslog,
+            verbose=verbose,
+        )
+    return LoadEngine(
+        spec,
+        on_line=lambda t: say("  " + t),
+        on_second=on_second,
+        on_event=None if report is None else report.event,
+        on_syslog=None if report is None else report.syslog,
+    )
+
+
+def _run_engine(engine: LoadEngine | Coordinator) -> LoadResult:
+    return engine.run() if isinstance(engine, Coordinator) else run_engine(engine)
+
+
 def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         spec, thresholds = build_spec(args)
+        workers = parse_workers(getattr(args, "workers", None), spec)
+        from tunnelswarm.fleet.preflight import cli_preflight  # --headend: report to stderr
+
+        cli_preflight(spec, err, args, skip=bool(getattr(args, "no_preflight", False)))
     except TunnelswarmError as e:
         return _fail(err, str(e))
     # the clients' own log lines (one per reconnect, per DTLS failure, per client) only
@@ -602,13 +679,7 @@ def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if report is not None:
             report.checkpoint(stats, _run_facts(spec, engine))
 
-    engine = LoadEngine(
-        spec,
-        on_line=lambda t: say("  " + t),
-        on_second=on_second,
-        on_event=None if report is None else report.event,
-        on_syslog=None if report is None else report.syslog,
-    )
+    engine = _make_engine(spec, workers, say, on_second, report, verbose=bool(verbose))
     mode = "virtual time" if spec.virtual_time else "real time"
     say(f"== load run ({mode}, seed {spec.seed}): {spec.describe()}")
     result: LoadResult | None = None
@@ -617,7 +688,7 @@ def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     code: int | None = None
     try:
         try:
-            result = run_engine(engine)
+            result = _run_engine(engine)
         except (TunnelswarmError, OSError) as e:
             error = str(e)
             return _fail(err, str(e))
@@ -679,7 +750,7 @@ def _conclude(
 
 def _finish_report(
     report: ReportDir,
-    engine: LoadEngine,
+    engine: LoadEngine | Coordinator,
     result: LoadResult | None,
     results: list[ThresholdResult],
     code: int | None,

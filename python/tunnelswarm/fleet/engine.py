@@ -343,6 +343,10 @@ class LoadResult:
     run_seconds: float
     error_examples: dict[str, str]
     internal_errors: list[str]
+    #: worker processes that made the run (:mod:`tunnelswarm.fleet.workers`)
+    workers: int = 1
+    #: the workers lost mid-run ("worker 1: exit code -9"); their last stats are kept
+    lost_workers: list[str] = field(default_factory=list)
 
     def metrics(self, percentiles: Iterable[tuple[str, float]] = ()) -> dict[str, float]:
         """Flat metrics for thresholds (:data:`METRICS`): :meth:`RunStats.metrics` with
@@ -355,6 +359,9 @@ class LoadResult:
         m["late_starts"] = float(self.late_starts)
         m["missed_starts"] = float(self.missed_starts)
         m["max_start_lateness"] = self.max_lateness
+        if self.workers > 1:
+            m["workers"] = float(self.workers)
+            m["workers_lost"] = float(len(self.lost_workers))
         return m
 
     def summary(self) -> dict[str, Any]:
@@ -373,6 +380,8 @@ class LoadResult:
             },
             "error_examples": dict(self.error_examples),
             "internal_errors": list(self.internal_errors),
+            "workers": self.workers,
+            "lost_workers": list(self.lost_workers),
             "stats": self.stats.summary(),
         }
 
@@ -402,8 +411,21 @@ class LoadEngine:
         on_second: Callable[[RunStats, float], None] | None = None,
         on_event: Callable[[TimelineEntry], None] | None = None,
         on_syslog: Callable[[str], None] | None = None,
+        index_base: int = 0,
+        index_stride: int = 1,
+        plan_offset: float = 0.0,
+        mock: tuple[str, str] | None = None,
     ) -> None:
+        """``index_base``/``index_stride``: this engine's sessions are the global
+        sessions ``index_base + index_stride * i`` (a worker's share of a run, see
+        :mod:`tunnelswarm.fleet.workers`); ``plan_offset``: the plan starts this many
+        seconds after the stats' second 0; ``mock``: ``(url, pin)`` of an embedded mock
+        ASA already running elsewhere (``spec.headend`` None: driven as the mock)."""
         self.spec = spec
+        self.index_base = index_base
+        self.index_stride = index_stride
+        self.plan_offset = plan_offset
+        self.mock = mock
         self.credentials = spec.effective_credentials
         self.on_bucket = on_bucket
         self.on_line = on_line
@@ -483,7 +505,7 @@ class LoadEngine:
             self.stats = RunStats()
             self.planner = make_planner(
                 self.spec.model,
-                start=self._t_plan,
+                start=self._t_plan + self.plan_offset,
                 seed=self.spec.seed,
                 late_threshold=self.spec.late_threshold,
             )
@@ -528,6 +550,10 @@ class LoadEngine:
         spec = self.spec
         if spec.headend is not None:
             await self._preflight()
+            return
+        if self.mock is not None:  # the coordinator's mock ASA (another process)
+            self.url, pin = self.mock
+            self.pins = (pin,)
             return
         cfg = load_mock_config(spec.asa_config)
         if spec.virtual_time:
@@ -611,6 +637,10 @@ class LoadEngine:
             self._hard_stop.deadline = trio.current_time() + self.spec.stop_grace
 
     # ---------------------------------------------------------------- sessions
+    def _index(self, start: Start) -> int:
+        """The global session number of ``start`` (credentials, sources, seed)."""
+        return self.index_base + self.index_stride * start.index
+
     def _stream_opener(self, index: int) -> Opener:
         if self.net is not None:
             return self.net.stream_opener(client_host(index % 1000))
@@ -673,7 +703,7 @@ class LoadEngine:
         assert p is not None
         assert stats is not None
         stats.count("sessions_started", t=self._t())
-        who = f"client {live.start.index}"
+        who = f"client {self._index(live.start)}"
         self._emit(who, f"start (slot {live.start.slot})", "start")
         failed = False
         try:
@@ -695,7 +725,7 @@ class LoadEngine:
         """One session's life; True when it ended in an error (counted here)."""
         stats = self.stats
         assert stats is not None
-        index = live.start.index
+        index = self._index(live.start)
 
         def on_phase(name: str, t: float) -> None:
             if name in live.boundaries or (name != "dtls" and "connect" in live.boundaries):

@@ -1,0 +1,637 @@
+"""All cores: one load run split over worker processes, one Trio loop each, merged into
+one view and one report (``tunnelswarm run --workers N``).
+
+Theory of operation
+-------------------
+:class:`Coordinator` runs one :class:`~tunnelswarm.fleet.engine.LoadSpec` with N worker
+processes (``multiprocessing``, the "spawn" context). It does no load itself:
+
+1. **Headend.** Against ``--headend`` every worker connects to it (each makes its own
+   preflight). Without one the coordinator starts the embedded mock ASA in a process of
+   its own (real loopback sockets, a free port) and hands its URL and pin to the workers;
+   its syslog lines come back to the coordinator's ``on_syslog``. Virtual time is one
+   Trio run only: :class:`ConfigError` for more than one worker.
+2. **The plan split** (:func:`split_spec`). Worker ``k`` of ``N`` runs the global
+   sessions ``k + N*i`` (its engine's ``index_base``/``index_stride``: credentials,
+   source addresses and client seeds are those of the global session number).
+   *Closed model*: worker ``k`` has the slots ``k, k+N, ...`` -- its own
+   :class:`ClosedModel` with ``ceil``/``floor`` of ``concurrency / N`` slots, ramp rates
+   divided by N and its plan starting ``k / rate`` later, so the slots start at the
+   times one process would start them; its hold is stretched so that every worker's hold
+   ends when the single plan's does (a ramp-down is approximate: within ``N-1`` slots).
+   *Open model*: each worker has ``rate / N`` arrivals (constant arrivals: worker ``k``'s
+   shifted by ``k / rate``, so the merged arrivals are the single plan's; Poisson: a seed
+   of its own), ``max_concurrency`` split like the slots. A worker with no share (more
+   workers than slots) is not started. The workers start their plans together: each says
+   it is ready, the coordinator says go.
+3. **The wire.** Each worker sends ``RunStats.to_wire()`` with the end of every second,
+   its timeline entries (when asked) and its engine's lines, over a pipe; at the end its
+   final stats and counts. The coordinator keeps each worker's latest stats and, when
+   every running worker has reported a second, hands :meth:`RunStats.merged` of all of
+   them to ``on_second`` (the live console, ``--json-lines``, the report's checkpoints).
+   :meth:`Coordinator.result` is one :class:`LoadResult` of the merged stats (thresholds
+   are evaluated on it), with ``workers`` and ``lost_workers``.
+4. **Stopping.** SIGINT/SIGTERM to the coordinator (or :meth:`Coordinator.interrupt`):
+   every worker is told to stop (its engine's interrupt: live sessions close within
+   ``stop_grace``); a second signal tells them again (close at once). A worker that has
+   not sent its final stats ``stop_grace + STOP_EXTRA`` seconds after the stop is killed
+   and counted lost. The workers ignore SIGINT themselves (a terminal's Ctrl-C reaches
+   the whole process group; the coordinator decides).
+5. **A worker that dies** (killed, crashed, broke its pipe) is reported -- a line, the
+   summary's ``lost_workers`` and the ``workers_lost`` metric -- with its last stats kept
+   in the merge; the others run on. Only when no worker could make the run at all (e.g.
+   every preflight failed) is the run not made (:class:`RunSetupError`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any, Final
+
+import trio
+
+from tunnelswarm.asa.server import MockAsaConfig, serve_mock_asa
+from tunnelswarm.asa.syslog import SyslogRecord
+from tunnelswarm.errors import ConfigError, TunnelswarmError
+from tunnelswarm.fleet.engine import (
+    CLIENT_LOGGER,
+    SYSLOG_LEVEL,
+    LoadEngine,
+    LoadResult,
+    LoadSpec,
+    RunSetupError,
+    _leaf,
+    load_mock_config,
+)
+from tunnelswarm.fleet.plan import ClosedModel, OpenModel
+from tunnelswarm.fleet.stats import RunStats
+from tunnelswarm.scenario.run import TimelineEntry
+
+__all__ = ["STOP_EXTRA", "Coordinator", "Share", "default_workers", "split_spec"]
+
+#: seconds past ``stop_grace`` a stopped worker has to send its final stats
+STOP_EXTRA: Final = 10.0
+#: seconds the processes have to start (import, Trio up) and say they are ready
+START_TIMEOUT: Final = 60.0
+#: how often a worker flushes its batched timeline entries / the mock its syslog lines
+FLUSH_EVERY: Final = 0.25
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------ the split
+@dataclass(frozen=True)
+class Share:
+    """Worker ``k``'s part of a run: its spec (model and seed its own) and where its
+    sessions sit in the global numbering (``index_base + index_stride * i``)."""
+
+    k: int
+    spec: LoadSpec
+    index_base: int
+    index_stride: int
+    plan_offset: float
+
+
+def _part(total: int, k: int, n: int) -> int:
+    """How many of ``0..total-1`` are ``k`` modulo ``n``."""
+    return len(range(k, total, n))
+
+
+def split_spec(spec: LoadSpec, workers: int) -> list[Share]:
+    """``spec`` split over at most ``workers`` workers (module docstring); pure."""
+    if workers < 1:
+        raise ConfigError(f"--workers: must be at least 1, got {workers}")
+    m = spec.model
+    shares: list[Share] = []
+    if isinstance(m, ClosedModel):
+        n = min(workers, m.concurrency)
+        rate = m.ramp_up_rate
+        for k in range(n):
+            c_k = _part(m.concurrency, k, n)
+            last = k + n * (c_k - 1)  # the worker's last slot, globally
+            offset = 0.0 if rate is None else k / rate
+            hold = m.hold + (0.0 if rate is None else (m.concurrency - 1 - last) / rate)
+            model = replace(
+                m,
+                concurrency=c_k,
+                ramp_up_rate=None if rate is None else rate / n,
+                hold=hold,
+                ramp_down_rate=None if m.ramp_down_rate is None else m.ramp_down_rate / n,
+            )
+            shares.append(Share(k, _worker_spec(spec, model, k), k, n, offset))
+        return shares
+    n = workers if m.max_concurrency is None else min(workers, m.max_concurrency)
+    for k in range(n):
+        offset = k / m.arrival_rate if m.arrivals == "constant" else 0.0
+        duration = m.duration - offset
+        if duration <= 0:
+            break  # fewer arrivals than workers: this one and the rest have none
+        cap = None if m.max_concurrency is None else _part(m.max_concurrency, k, n)
+        open_model = replace(
+            m, arrival_rate=m.arrival_rate / n, duration=duration, max_concurrency=cap
+        )
+        shares.append(Share(k, _worker_spec(spec, open_model, k), k, n, offset))
+    return shares
+
+
+def _worker_spec(spec: LoadSpec, model: ClosedModel | OpenModel, k: int) -> LoadSpec:
+    return replace(spec, model=model, seed=spec.seed + 1_000_003 * k)
+
+
+# ------------------------------------------------------------------ the processes
+def _quiet_sigint() -> None:
+    # a terminal's Ctrl-C goes to the whole process group: the coordinator decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass
+class _Outbox:
+    """Batched messages to the coordinator (timeline entries, syslog lines)."""
+
+    conn: Connection
+    kind: str
+    items: list[Any] = field(default_factory=list)
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+
+    def flush(self) -> None:
+        if self.items:
+            items, self.items = self.items, []
+            self.conn.send((self.kind, items))
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(FLUSH_EVERY)
+            self.flush()
+
+
+class _SyslogTap:
+    """The mock's syslog tap: its lines to an outbox."""
+
+    level = SYSLOG_LEVEL
+
+    def __init__(self, box: _Outbox) -> None:
+        self.box = box
+
+    def write(self, record: SyslogRecord) -> None:
+        self.box.add(record.line())
+
+
+def _mock_main(asa_config: str | None, syslog: bool, ctrl: Connection, out: Connection) -> None:
+    """The embedded mock ASA's process: ``("ready", url, pin, version)`` once it listens;
+    stops on any message from the coordinator (or when its pipe closes)."""
+    _quiet_sigint()
+    try:
+        trio.run(_mock_serve, asa_config, syslog, ctrl, out)
+    except BaseException as e:  # reported to the coordinator
+        leaf = _leaf(e) if isinstance(e, BaseExceptionGroup) else e
+        with contextlib.suppress(OSError):
+            out.send(("error", " ".join(f"{leaf}".split()) or type(leaf).__name__, True))
+
+
+async def _mock_serve(
+    asa_config: str | None, syslog: bool, ctrl: Connection, out: Connection
+) -> None:
+    cfg = load_mock_config(asa_config)
+    box = _Outbox(out, "syslog")
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(serve_mock_asa, MockAsaConfig(asa=cfg, port=0))
+        if info.tcp_port is None:
+            raise RunSetupError("the mock ASA's configuration enables webvpn on no interface")
+        if syslog:
+            info.asa.taps.add(_SyslogTap(box))
+            nursery.start_soon(box.run)
+        out.send(("ready", info.url, info.pin, cfg.asa_version))
+        await trio.lowlevel.wait_readable(ctrl.fileno())
+        box.flush()
+        nursery.cancel_scope.cancel()
+
+
+def _worker_main(
+    share: Share,
+    mock: tuple[str, str] | None,
+    events: bool,
+    verbose: bool,
+    ctrl: Connection,
+    out: Connection,
+) -> None:
+    """One worker's process: its share of the run in a Trio run of its own."""
+    _quiet_sigint()
+    logging.getLogger(CLIENT_LOGGER).setLevel(0 if verbose else logging.CRITICAL + 1)
+    box = _Outbox(out, "events")
+
+    def on_second(stats: RunStats, t: float) -> None:
+        box.flush()
+        out.send(("stats", stats.to_wire(), t))
+
+    engine = LoadEngine(
+        share.spec,
+        on_line=lambda text: out.send(("line", text)),
+        on_second=on_second,
+        on_event=(lambda e: box.add((e.t, e.source, e.text, e.kind))) if events else None,
+        index_base=share.index_base,
+        index_stride=share.index_stride,
+        plan_offset=share.plan_offset,
+        mock=mock,
+    )
+    try:
+        result = trio.run(_worker_run, engine, ctrl, out, box)
+    except BaseException as e:  # reported to the coordinator
+        leaf = _leaf(e) if isinstance(e, BaseExceptionGroup) else e
+        setup = isinstance(leaf, TunnelswarmError | OSError)
+        text = str(leaf) if setup else " ".join(f"{type(leaf).__name__}: {leaf}".split())
+        with contextlib.suppress(OSError):
+            box.flush()
+            out.send(("error", text, setup))
+            out.send(("final", _final(engine.result())))
+        return
+    box.flush()
+    out.send(("final", _final(result)))
+
+
+def _final(r: LoadResult) -> dict[str, Any]:
+    return {
+        "stats": r.stats.to_wire(),
+        "started": r.started,
+        "late_starts": r.late_starts,
+        "missed_starts": r.missed_starts,
+        "max_lateness": r.max_lateness,
+        "interrupted": r.interrupted,
+        "run_seconds": r.run_seconds,
+        "error_examples": r.error_examples,
+        "internal_errors": r.internal_errors,
+        "headend": r.headend,
+    }
+
+
+async def _worker_run(
+    engine: LoadEngine, ctrl: Connection, out: Connection, box: _Outbox
+) -> LoadResult:
+    out.send(("ready",))
+    await trio.lowlevel.wait_readable(ctrl.fileno())
+    if _recv(ctrl) != "go":
+        engine.interrupted = True
+        return engine.result()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_ctrl, engine, ctrl)
+        nursery.start_soon(box.run)
+        result = await engine.run()
+        nursery.cancel_scope.cancel()
+    return result
+
+
+def _recv(conn: Connection) -> str:
+    try:
+        msg = conn.recv()
+    except (EOFError, OSError):
+        return "eof"
+    return str(msg)
+
+
+async def _watch_ctrl(engine: LoadEngine, ctrl: Connection) -> None:
+    """Every ``stop`` (or the coordinator gone) interrupts the engine (twice: at once)."""
+    while True:
+        await trio.lowlevel.wait_readable(ctrl.fileno())
+        msg = _recv(ctrl)
+        engine.interrupt()
+        if msg == "eof":
+            engine.interrupt()
+            return
+
+
+# ------------------------------------------------------------------ the coordinator
+@dataclass(eq=False)
+class _Worker:
+    share: Share
+    proc: BaseProcess
+    ctrl: Connection
+    data: Connection
+    stats: RunStats = field(default_factory=RunStats)
+    t: float = 0.0
+    ready: bool = False
+    final: dict[str, Any] | None = None
+    error: str | None = None
+    setup_error: bool = False
+    lost: str | None = None
+    done: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.share.k}"
+
+
+class Coordinator:
+    """Runs ``spec`` over ``workers`` processes (module docstring): :meth:`run` in the
+    main thread; :meth:`result` at any time. The observers are those of
+    :class:`~tunnelswarm.fleet.engine.LoadEngine`, fed with the merged stats."""
+
+    def __init__(
+        self,
+        spec: LoadSpec,
+        workers: int,
+        *,
+        on_line: Callable[[str], None] | None = None,
+        on_second: Callable[[RunStats, float], None] | None = None,
+        on_event: Callable[[TimelineEntry], None] | None = None,
+        on_syslog: Callable[[str], None] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if spec.virtual_time and workers > 1:
+            raise ConfigError("--virtual-time is one Trio run: it does not go with --workers > 1")
+        self.spec = spec
+        self.shares = split_spec(spec, workers)
+        self.on_line = on_line
+        self.on_second = on_second
+        self.on_event = on_event
+        self.on_syslog = on_syslog
+        self.verbose = verbose
+        self.url = spec.headend or ""
+        self.interrupted = False
+        self.workers: list[_Worker] = []
+        self._ctx = multiprocessing.get_context("spawn")
+        self._mock: tuple[BaseProcess, Connection, Connection] | None = None
+        self._stops = 0
+        self._stops_sent = 0
+        self._stop_deadline = math.inf
+        self._emitted = 0.0
+        self._wall0 = time.monotonic()
+
+    # ---------------------------------------------------------------- public
+    def interrupt(self) -> None:
+        """Tell every worker to stop (twice: to close at once). Signal-safe: it only
+        counts; the run loop does the telling."""
+        self.interrupted = True
+        self._stops += 1
+
+    def result(self) -> LoadResult:
+        """The merged result of every worker so far."""
+        ws = self.workers
+        finals = [w.final for w in ws if w.final is not None]
+        examples: dict[str, str] = {}
+        for f in finals:
+            for cause, text in f["error_examples"].items():
+                examples.setdefault(cause, text)
+        internal = [tb for f in finals for tb in f["internal_errors"]][:10]
+        return LoadResult(
+            spec=self.spec,
+            stats=RunStats.merged(w.stats for w in ws),
+            headend=self.url,
+            started=sum(int(f["started"]) for f in finals)
+            + sum(int(w.stats.counters.get("sessions_started", 0)) for w in ws if w.final is None),
+            late_starts=sum(int(f["late_starts"]) for f in finals),
+            missed_starts=sum(int(f["missed_starts"]) for f in finals),
+            max_lateness=max((float(f["max_lateness"]) for f in finals), default=0.0),
+            interrupted=self.interrupted or any(f["interrupted"] for f in finals),
+            wall_seconds=time.monotonic() - self._wall0,
+            run_seconds=max((float(f["run_seconds"]) for f in finals), default=self._max_t()),
+            error_examples=examples,
+            internal_errors=internal,
+            workers=len(self.shares),
+            lost_workers=[f"{w.name}: {w.lost}" for w in ws if w.lost is not None],
+        )
+
+    def run(self, *, watch_signals: bool = True) -> LoadResult:
+        """Make the run; :class:`RunSetupError` when not one worker could make it (or
+        the mock could not start)."""
+        self._wall0 = time.monotonic()
+        old: dict[signal.Signals, Any] = {}
+        if watch_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError):  # not the main thread
+                    old[sig] = signal.signal(sig, self._on_signal)
+        try:
+            mock = self._start_mock() if self.spec.headend is None else None
+            if self.interrupted:
+                return self.result()
+            self._start_workers(mock)
+            self._loop()
+        finally:
+            self._shutdown()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        if self.workers and all(w.setup_error for w in self.workers):
+            raise RunSetupError(self.workers[0].error or "no worker could make the run")
+        r = self.result()
+        self._emit(final=True)
+        return r
+
+    # ---------------------------------------------------------------- internals
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupt()
+
+    def _say(self, text: str) -> None:
+        if self.on_line is not None:
+            self.on_line(text)
+        if self.on_event is not None:
+            self.on_event(TimelineEntry(self._max_t(), "engine", text, "engine"))
+
+    def _max_t(self) -> float:
+        return max((w.t for w in self.workers), default=0.0)
+
+    def _start_mock(self) -> tuple[str, str]:
+        ctrl_r, ctrl_w = self._ctx.Pipe(duplex=False)
+        data_r, data_w = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=_mock_main,
+            args=(self.spec.asa_config, self.on_syslog is not None, ctrl_r, data_w),
+            name="tunnelswarm-mock-asa",
+            daemon=True,
+        )
+        proc.start()
+        ctrl_r.close()
+        data_w.close()
+        self._mock = (proc, ctrl_w, data_r)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.interrupted:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RunSetupError(f"the mock ASA did not start within {START_TIMEOUT:g} s")
+            if not data_r.poll(min(left, 0.25)):
+                continue
+            try:
+                msg = data_r.recv()
+            except EOFError:
+                raise RunSetupError(
+                    f"the mock ASA's process ended (exit code {proc.exitcode})"
+                ) from None
+            if msg[0] == "ready":
+                _, url, pin, version = msg
+                self.url = url
+                self._say(
+                    f"mock ASA {version} in its own process at {url};"
+                    f" {len(self.shares)} worker process(es)"
+                )
+                return url, pin
+            if msg[0] == "error":
+                raise RunSetupError(f"the mock ASA could not start: {msg[1]}")
+        return "", ""
+
+    def _start_workers(self, mock: tuple[str, str] | None) -> None:
+        events = self.on_event is not None
+        for share in self.shares:
+            ctrl_r, ctrl_w = self._ctx.Pipe(duplex=False)
+            data_r, data_w = self._ctx.Pipe(duplex=False)
+            proc = self._ctx.Process(
+                target=_worker_main,
+                args=(share, mock, events, self.verbose, ctrl_r, data_w),
+                name=f"tunnelswarm-worker-{share.k}",
+                daemon=True,
+            )
+            proc.start()
+            ctrl_r.close()
+            data_w.close()
+            self.workers.append(_Worker(share, proc, ctrl_w, data_r))
+
+    def _tell(self, w: _Worker, msg: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            w.ctrl.send(msg)
+
+    def _loop(self) -> None:
+        go_sent = False
+        start_deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            live = [w for w in self.workers if not w.done]
+            if not live:
+                return
+            if not go_sent and (all(w.ready for w in live) or time.monotonic() > start_deadline):
+                go_sent = True
+                for w in live:
+                    self._tell(w, "go")
+            if self._stops > self._stops_sent:
+                self._stops_sent = self._stops
+                if self._stops_sent == 1:
+                    self._say(f"interrupted: stopping {len(live)} worker(s)")
+                    self._stop_deadline = time.monotonic() + self.spec.stop_grace + STOP_EXTRA
+                for w in live:
+                    self._tell(w, "stop" if go_sent else "abort")
+            if time.monotonic() > self._stop_deadline:
+                for w in live:
+                    w.proc.kill()
+                    self._lose(w, "no final stats after the stop: killed")
+                return
+            waitables: list[Any] = [w.data for w in live] + [w.proc.sentinel for w in live]
+            if self._mock is not None:
+                waitables.append(self._mock[2])
+            multiprocessing.connection.wait(waitables, timeout=0.25)
+            if self._mock is not None:
+                self._drain_syslog(self._mock[2], 0.0)
+            for w in live:
+                self._drain(w)
+                if not w.done and not w.proc.is_alive() and not w.data.poll():
+                    self._lose(w, f"its process ended (exit code {w.proc.exitcode})")
+            self._emit()
+
+    def _drain(self, w: _Worker) -> None:
+        while not w.done:
+            try:
+                if not w.data.poll():
+                    return
+                msg = w.data.recv()
+            except (EOFError, OSError):
+                w.proc.join(1.0)
+                self._lose(w, f"its process ended (exit code {w.proc.exitcode})")
+                return
+            self._handle(w, msg)
+
+    def _handle(self, w: _Worker, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            w.ready = True
+        elif kind == "stats":
+            w.stats = RunStats.from_wire(msg[1])
+            w.t = max(w.t, float(msg[2]))
+        elif kind == "events":
+            if self.on_event is not None:
+                for t, source, text, ev_kind in msg[1]:
+                    self.on_event(TimelineEntry(t, source, text, ev_kind))
+        elif kind == "line":
+            if self.on_line is not None:
+                self.on_line(f"[{w.name}] {msg[1]}")
+        elif kind == "error":
+            w.error, w.setup_error = msg[1], bool(msg[2])
+            w.lost = f"failed: {msg[1]}"
+            self._say(f"{w.name} failed: {msg[1]}")
+        elif kind == "final":
+            w.final = msg[1]
+            w.stats = RunStats.from_wire(msg[1]["stats"])
+            w.done = True
+
+    def _lose(self, w: _Worker, why: str) -> None:
+        if w.done:
+            return
+        w.done = True
+        if w.lost is None:
+            w.lost = why
+            self._say(f"{w.name} lost ({why}); its last stats are kept")
+
+    def _emit(self, final: bool = False) -> None:
+        """The merged stats to ``on_second`` for every second all running workers have
+        reported (with ``final``: up to the last second any worker reported)."""
+        if self.on_second is None:
+            return
+        running = [w.t for w in self.workers if not w.done]
+        t = self._max_t() if final or not running else min(running)
+        if t <= self._emitted:
+            return
+        merged = RunStats.merged(w.stats for w in self.workers)
+        second = self._emitted
+        while second < t:
+            second = min(t, math.floor(second) + 1.0)
+            self.on_second(merged, second)
+        self._emitted = t
+
+    def _shutdown(self) -> None:
+        for w in self.workers:
+            if w.proc.is_alive():
+                self._tell(w, "stop")
+        for w in self.workers:
+            w.proc.join(2.0)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(2.0)
+        if self._mock is not None:
+            proc, ctrl, data = self._mock
+            with contextlib.suppress(OSError, ValueError):
+                ctrl.send("stop")
+            deadline = time.monotonic() + 5.0
+            while proc.is_alive() and time.monotonic() < deadline:
+                self._drain_syslog(data, 0.1)
+            self._drain_syslog(data, 0.0)
+            if proc.is_alive():
+                proc.kill()
+            proc.join(2.0)
+            ctrl.close()
+            data.close()
+        for w in self.workers:
+            w.ctrl.close()
+            w.data.close()
+
+    def _drain_syslog(self, data: Connection, timeout: float) -> None:
+        try:
+            while data.poll(timeout):
+                msg = data.recv()
+                if msg[0] == "syslog" and self.on_syslog is not None:
+                    for line in msg[1]:
+                        self.on_syslog(line)
+                timeout = 0.0
+        except (EOFError, OSError):
+            return
