@@ -68,6 +68,7 @@ bench: build
 	$(BIN)/python benches/bench_cstp_datapath.py
 	$(BIN)/python benches/bench_dtls_vs_openssl.py
 	$(BIN)/python benches/bench_mock_asa_capacity.py
+	$(BIN)/python benches/bench_client_scale.py
 
 # One mock ASA process on one core holding 10,000 sessions (CSTP + DTLS, DPD/keepalive).
 bench-capacity: build
