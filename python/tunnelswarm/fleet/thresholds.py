@@ -56,14 +56,13 @@ from __future__ import annotations
 
 import difflib
 import math
-import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from tunnelswarm.errors import ConfigError
-from tunnelswarm.scenario.expect import Metrics, format_number, parse_number
+from tunnelswarm.scenario.expect import OPS, Metrics, format_number, parse_number
 
 __all__ = [
     "EXIT_OK",
@@ -87,14 +86,6 @@ EXIT_THRESHOLD_FAILED: Final = 1
 #: the run could not be made (bad arguments, headend unreachable at preflight, ...)
 EXIT_RUN_ERROR: Final = 2
 
-_OPS: Final[dict[str, Callable[[float, float], bool]]] = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    ">": operator.gt,
-}
 _THRESHOLD_RE: Final = re.compile(
     r"\s*(?P<base>[a-z_][a-z0-9_]*?)(?:_p(?P<pct>[0-9]+(?:\.[0-9]+)?))?"
     r"(?:\[(?P<key>[A-Za-z0-9_.:-]+)\])?"
@@ -170,7 +161,7 @@ class Threshold:
         return self.metric if self.key is None else f"{self.metric}[{self.key}]"
 
     def holds(self, observed: float) -> bool:
-        return not math.isnan(observed) and _OPS[self.op](observed, self.limit)
+        return not math.isnan(observed) and OPS[self.op](observed, self.limit)
 
     def evaluate(self, metrics: Mapping[str, float]) -> ThresholdResult:
         """The result against the run's flat metrics (see the module docstring)."""

@@ -31,10 +31,12 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from tunnelswarm.errors import ConfigError
 
 __all__ = [
+    "OPS",
     "Expectation",
     "Metrics",
     "Verdict",
@@ -44,7 +46,8 @@ __all__ = [
     "parse_number",
 ]
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
+#: the comparison operators of checks (and of load-run thresholds)
+OPS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<=": operator.le,
     ">=": operator.ge,
     "==": operator.eq,
@@ -107,9 +110,9 @@ class Expectation:
         if math.isnan(observed):
             return False
         low, low_op = self.low, self.low_op
-        if low is not None and low_op is not None and not _OPS[low_op](low, observed):
+        if low is not None and low_op is not None and not OPS[low_op](low, observed):
             return False
-        return _OPS[self.op](observed, self.value)
+        return OPS[self.op](observed, self.value)
 
     def expected_text(self) -> str:
         """The condition without the metric name, e.g. ``>= 6 and <= 11``."""
