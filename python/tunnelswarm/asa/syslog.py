@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -596,6 +597,24 @@ class BufferSink:
         """``clear logging buffer``."""
         self._lines.clear()
         self._bytes = 0
+
+
+class CallbackSink:
+    """Hands every record at or below ``level`` to ``callback``: an in-process observer
+    (a scenario's timeline, a load run's report) tapping the mock's syslog."""
+
+    def __init__(
+        self, callback: Callable[[SyslogRecord], None], level: int | str = "debugging"
+    ) -> None:
+        self._callback = callback
+        self._level = parse_level(level)
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    def write(self, record: SyslogRecord) -> None:
+        self._callback(record)
 
 
 class TextStreamSink:

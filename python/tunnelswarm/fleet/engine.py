@@ -71,7 +71,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Final
 
 import trio
@@ -79,7 +78,7 @@ import trio.testing
 
 from tunnelswarm.asa.config import AsaConfig, parse_config
 from tunnelswarm.asa.server import DEFAULT_CONFIG_TEXT, MockAsa, MockAsaConfig, serve_mock_asa
-from tunnelswarm.asa.syslog import SyslogRecord
+from tunnelswarm.asa.syslog import CallbackSink, SyslogRecord
 from tunnelswarm.client.flow import fetch
 from tunnelswarm.client.session import (
     PHASES,
@@ -108,11 +107,10 @@ from tunnelswarm.fleet.plan import (
 from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.scenario.run import (
     CLIENT_LINK_MTU,
-    VIRTUAL_EPOCH,
-    VIRTUAL_HEADEND,
     TimelineEntry,
     client_host,
     seed_scheduler,
+    virtual_mock,
 )
 
 __all__ = [
@@ -536,12 +534,7 @@ class LoadEngine:
             t = 0.0
         self.on_event(TimelineEntry(max(0.0, t), source, text, kind))
 
-    @property
-    def level(self) -> int:
-        """The mock's syslog tap (a SyslogSink): the severities it takes."""
-        return SYSLOG_LEVEL
-
-    def write(self, record: SyslogRecord) -> None:
+    def _syslog(self, record: SyslogRecord) -> None:
         """The mock's syslog tap: one line to ``on_syslog``."""
         if self.on_syslog is not None:
             self.on_syslog(record.line())
@@ -558,15 +551,7 @@ class LoadEngine:
         cfg = load_mock_config(spec.asa_config)
         if spec.virtual_time:
             imp = LinkImpairments(latency=spec.virtual_latency, rng=random.Random(spec.seed))
-            self.net = MemNetwork(imp)
-            self.net.add_headend(VIRTUAL_HEADEND)
-            t0 = trio.current_time()
-            mcfg = MockAsaConfig(
-                asa=cfg,
-                listen=VIRTUAL_HEADEND,
-                network=self.net,
-                wall_clock=lambda: VIRTUAL_EPOCH + timedelta(seconds=trio.current_time() - t0),
-            )
+            self.net, mcfg = virtual_mock(cfg, imp)
         else:
             mcfg = MockAsaConfig(asa=cfg, port=0)
         info = await nursery.start(serve_mock_asa, mcfg)
@@ -574,7 +559,7 @@ class LoadEngine:
             raise RunSetupError("the mock ASA's configuration enables webvpn on no interface")
         self.asa = info.asa
         if self.on_syslog is not None:
-            self.asa.taps.add(self)
+            self.asa.taps.add(CallbackSink(self._syslog, level=SYSLOG_LEVEL))
         self.url = info.url
         self.pins = (info.pin,)
         self._say(f"mock ASA {cfg.asa_version} in-process at {info.url}")

@@ -63,7 +63,7 @@ from typing import Any, Final
 import trio
 
 from tunnelswarm.asa.server import MockAsaConfig, serve_mock_asa
-from tunnelswarm.asa.syslog import SyslogRecord
+from tunnelswarm.asa.syslog import CallbackSink
 from tunnelswarm.errors import ConfigError, TunnelswarmError
 from tunnelswarm.fleet.engine import (
     CLIENT_LOGGER,
@@ -184,18 +184,6 @@ class _Outbox:
             self.flush()
 
 
-class _SyslogTap:
-    """The mock's syslog tap: its lines to an outbox."""
-
-    level = SYSLOG_LEVEL
-
-    def __init__(self, box: _Outbox) -> None:
-        self.box = box
-
-    def write(self, record: SyslogRecord) -> None:
-        self.box.add(record.line())
-
-
 def _mock_main(asa_config: str | None, syslog: bool, ctrl: Connection, out: Connection) -> None:
     """The embedded mock ASA's process: ``("ready", url, pin, version)`` once it listens;
     stops on any message from the coordinator (or when its pipe closes)."""
@@ -218,7 +206,7 @@ async def _mock_serve(
         if info.tcp_port is None:
             raise RunSetupError("the mock ASA's configuration enables webvpn on no interface")
         if syslog:
-            info.asa.taps.add(_SyslogTap(box))
+            info.asa.taps.add(CallbackSink(lambda r: box.add(r.line()), level=SYSLOG_LEVEL))
             nursery.start_soon(box.run)
         out.send(("ready", info.url, info.pin, cfg.asa_version))
         await trio.lowlevel.wait_readable(ctrl.fileno())

@@ -48,9 +48,9 @@ from typing import Any, Final
 import trio
 import trio.testing
 
-from tunnelswarm.asa.config import parse_config
+from tunnelswarm.asa.config import AsaConfig, parse_config
 from tunnelswarm.asa.server import DEFAULT_CONFIG_TEXT, MockAsa, MockAsaConfig, serve_mock_asa
-from tunnelswarm.asa.syslog import SyslogRecord
+from tunnelswarm.asa.syslog import CallbackSink, SyslogRecord
 from tunnelswarm.client.flow import fetch
 from tunnelswarm.client.session import ClientOptions, ClientSession, SessionEvent, open_client
 from tunnelswarm.config.profile import ClientProfile, load_profile
@@ -77,6 +77,7 @@ __all__ = [
     "run_scenario",
     "run_scenario_async",
     "seed_scheduler",
+    "virtual_mock",
 ]
 
 #: the mock's outside address in the in-memory network (the default configuration's)
@@ -230,6 +231,25 @@ def _profile(sc: Scenario) -> ClientProfile:
     return prof
 
 
+def virtual_mock(
+    cfg: AsaConfig, impairments: LinkImpairments, *, state_dir: Path | None = None
+) -> tuple[MemNetwork, MockAsaConfig]:
+    """An in-memory network whose impairments sit between the clients and the mock ASA
+    at :data:`VIRTUAL_HEADEND`, and the mock's configuration for it: ports exactly as
+    configured, syslog stamped :data:`VIRTUAL_EPOCH` + Trio's clock since now."""
+    net = MemNetwork(impairments)
+    net.add_headend(VIRTUAL_HEADEND)
+    t0 = trio.current_time()
+    mcfg = MockAsaConfig(
+        asa=cfg,
+        listen=VIRTUAL_HEADEND,
+        network=net,
+        state_dir=state_dir,
+        wall_clock=lambda: VIRTUAL_EPOCH + timedelta(seconds=trio.current_time() - t0),
+    )
+    return net, mcfg
+
+
 class ScriptContext:
     """What ``async def script(ctx)`` of a Python scenario can do, beside the timeline.
 
@@ -331,12 +351,8 @@ class _Run:
             self.opts.on_line(entry)
 
     # ---------------------------------------------------------------- syslog capture
-    @property
-    def level(self) -> int:
-        return 7
-
-    def write(self, record: SyslogRecord) -> None:
-        """The mock's syslog tap (a SyslogSink)."""
+    def _syslog(self, record: SyslogRecord) -> None:
+        """The mock's syslog, every severity, into the timeline."""
         text = record.message.text
         self.syslog.append(record.line())
         self.syslog_ids[str(record.message.msg_id)] += 1
@@ -355,21 +371,12 @@ class _Run:
                 raise ConfigError(f"{sc.source}: headend.config: {e}") from None
         state = self.opts.state_dir or Path(tempfile.mkdtemp(prefix="tunnelswarm-run-"))
         if self.opts.virtual_time:
-            self.net = MemNetwork(self.imp)
-            self.net.add_headend(VIRTUAL_HEADEND)
-            t0 = self.t0
-            mcfg = MockAsaConfig(
-                asa=cfg,
-                listen=VIRTUAL_HEADEND,
-                network=self.net,
-                state_dir=state,
-                wall_clock=lambda: VIRTUAL_EPOCH + timedelta(seconds=trio.current_time() - t0),
-            )
+            self.net, mcfg = virtual_mock(cfg, self.imp, state_dir=state)
         else:
             mcfg = MockAsaConfig(asa=cfg, port=0, state_dir=state)
         info = await nursery.start(serve_mock_asa, mcfg)
         self.asa = info.asa
-        self.asa.taps.add(self)
+        self.asa.taps.add(CallbackSink(self._syslog))
         self.url = info.url
         self.pins = (info.pin,)
         self.emit("asa", f"mock ASA {cfg.asa_version} at {info.url}", "start")
