@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tunnelswarm.fleet.faults import Outage
 from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.fleet.thresholds import ThresholdResult, evaluate_all, parse_thresholds
 from tunnelswarm.report import ReportDir, render_html
@@ -23,7 +24,14 @@ from tunnelswarm.report.files import _Throttle
 from tunnelswarm.report.html import HTML_HEAD, HTML_ROWS
 from tunnelswarm.scenario.run import TimelineEntry
 
-FILES = {"summary.json", "timeseries.csv", "timeline.jsonl", "syslog.log", "report.html"}
+FILES = {
+    "summary.json",
+    "timeseries.csv",
+    "timeline.jsonl",
+    "syslog.log",
+    "outages.csv",
+    "report.html",
+}
 
 
 def make_stats(seconds: int = 4) -> RunStats:
@@ -87,7 +95,12 @@ def test_report_dir_writes_every_file(tmp_path: Path) -> None:
     out = tmp_path / "a" / "report"
     stats = make_stats()
     report = ReportDir(out)
-    assert {p.name for p in out.iterdir()} == {"summary.json", "timeline.jsonl", "syslog.log"}
+    assert {p.name for p in out.iterdir()} == {
+        "summary.json",
+        "timeline.jsonl",
+        "syslog.log",
+        "outages.csv",
+    }
     assert strict_json((out / "summary.json").read_text())["state"] == "running"  # type: ignore[index]
     report.event(TimelineEntry(0.25, "client 1", "connect", "connect"))
     report.event(TimelineEntry(2.2, "client 7", "error (tls)", "error"))
@@ -360,3 +373,51 @@ def test_replace_leaves_no_partial_file(tmp_path: Path) -> None:
     _replace(target, "new")
     assert target.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_outages_are_appended_as_they_end_and_drawn_per_client(tmp_path: Path) -> None:
+    stats = make_stats()
+    stats.record("outage", 2.5, t=3)
+    report = ReportDir(tmp_path)
+    tunnel = Outage(4, 104, 1.0, 3.5, "transport", "reconnect", "reset <by> peer")
+    dtls = Outage(4, 104, 1.0, 9.0, "dtls-down", "dtls up", "", "dtls")
+    report.outage(tunnel)
+    # appended and flushed at once: a crash now still leaves the row
+    with (tmp_path / "outages.csv").open() as f:
+        assert list(csv.DictReader(f)) == [
+            {
+                "slot": "4",
+                "client": "104",
+                "channel": "tunnel",
+                "start": "1.000",
+                "end": "3.500",
+                "seconds": "2.500",
+                "cause": "transport",
+                "ended_by": "reconnect",
+                "detail": "reset <by> peer",
+            }
+        ]
+    report.outage(dtls)
+    report.finish(stats, [], {"faults": [{"kind": "tcp-cut", "at": 1.0, "duration": 0.0}]})
+    assert len((tmp_path / "outages.csv").read_text().splitlines()) == 3
+    summary = strict_json((tmp_path / "summary.json").read_text())
+    assert isinstance(summary, dict)
+    assert summary["outages"] == 2
+    page = (tmp_path / "report.html").read_text()
+    bars = trace(page, "chart-outages", "reconnect")
+    assert bars["base"] == [1.0]
+    assert bars["x"] == [2.5]
+    assert bars["y"] == ["client 4"]
+    assert "reset &lt;by&gt; peer" in page or "reset \\u003cby\\u003e peer" in page
+    assert trace(page, "chart-outages", "DTLS down (data over CSTP)")["x"] == [8.0]
+    assert "tunnel: recovered in, p50" in page
+    # the fault is marked on the time charts
+    assert '"x0": 1.0' in page or '"x0":1.0' in page
+    report.outage(tunnel)  # after finish: nothing
+    assert len((tmp_path / "outages.csv").read_text().splitlines()) == 3
+
+
+def test_a_page_without_outages_says_so(tmp_path: Path) -> None:
+    page = render_html(make_stats(), [], [], [], {})
+    assert "no client lost its tunnel or its DTLS channel" in page
+    assert "chart-outages" not in page

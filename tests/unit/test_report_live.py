@@ -189,3 +189,46 @@ def test_second_row_is_the_timeseries_row(seed: int) -> None:
             assert _same(v, row[k]), (s, k, v, row[k])
         # the columns it leaves out are counters that did not count in that second
         assert all(row[k] == 0 for k in set(row) - set(mine))
+
+
+def _outage_stats() -> RunStats:
+    stats = make_stats()
+    stats.count("outages", 3, key="transport", t=2.0)
+    stats.count("outages", 1, key="dpd", t=2.0)
+    stats.count("outages_recovered", 2, t=3.0)
+    stats.record("outage", 1.5, t=3.0)
+    stats.record("outage", 4.0, t=3.0)
+    stats.set_gauge("sessions_down", 2, t=3)
+    return stats
+
+
+def test_console_shows_clients_down_and_outages() -> None:
+    out = io.StringIO()
+    console = LiveConsole("plan", 40, 10.0, stream=out)
+    console.update(_outage_stats(), 4.25)
+    line = out.getvalue()
+    assert "down 2  outages 4 (transport 3, dpd 1) recovered 2 (p50 1.50s p99 4.00s)" in line
+    # no outages: the line stays as it was
+    out2 = io.StringIO()
+    LiveConsole("plan", 40, 10.0, stream=out2).update(make_stats(), 4.25)
+    assert "outages" not in out2.getvalue()
+
+
+def test_console_panel_names_the_clients_down_longest() -> None:
+    out = Tty()
+    down = [(7, 107, 1.0, "transport"), (2, 102, 2.5, "dpd")]
+    with LiveConsole("plan", 40, 10.0, stream=out, down_clients=lambda: down) as console:
+        console.update(_outage_stats(), 4.25)
+    text = strip_ansi(out.getvalue())
+    assert "2 now (peak 2)" in text
+    assert "client 7 3.2s (transport), client 2 1.8s (dpd)" in text
+    assert "4 (transport 3, dpd 1); 2 recovered (p50 1.50s, p99 4.00s)" in text
+
+
+def test_json_lines_carry_the_outages() -> None:
+    totals = JsonLinesSink.totals(_outage_stats(), 4.25)
+    assert totals["sessions_down"] == 2
+    assert totals["outages"] == 4
+    assert totals["outages_by_cause"] == {"dpd": 1, "transport": 3}
+    assert totals["outages_recovered"] == 2
+    assert totals["outage_p99"] == pytest.approx(4.0, rel=0.01)

@@ -349,6 +349,9 @@ class MockAsaConfig:
     interface: str = "outside"
     #: where the certificate is kept (None: a new one in memory at every start)
     state_dir: Path | None = None
+    #: the certificate and key to serve (before :attr:`state_dir`): a restarted mock
+    #: keeps the one it had
+    identity: Identity | None = None
     #: admin console listener ``(host, port)`` (port 0 = any free port)
     admin: tuple[str, int] | None = None
     syslog_stdout: bool = False
@@ -530,7 +533,7 @@ class MockAsa:
         self.config = config
         asa = config.asa
         self.store = ConfigStore(asa)
-        self.identity: Identity = load_or_create_identity(
+        self.identity: Identity = config.identity or load_or_create_identity(
             config.state_dir, hostname=asa.hostname, addresses=(config.listen,)
         )
         self.pin = self.identity.pin

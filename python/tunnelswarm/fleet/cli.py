@@ -14,7 +14,7 @@ Usage::
             [--flows BYTES[:EVERY]] [--target ADDR] [--source 127.0.0.2-127.0.0.250]
             [--threshold 'setup_p99<500ms' ...] [--json-lines] [--virtual-time] [--seed N]
             [--setup-timeout 60s] [--late-threshold 1s] [--no-dtls] [--report DIR] [-q]
-            [--workers N|auto]
+            [--workers N|auto] [--fault 'udp-blackout at 30s for 20s' ...]
 
 **Telling the two forms apart.** ``SCENARIO`` is an optional positional. Given, the run is
 a scenario run (:mod:`tunnelswarm.scenario.cli`, unchanged) and no load flag may be given.
@@ -51,10 +51,18 @@ the mock ASA then runs in a process of its own. The live view, the JSON lines, t
 report and the thresholds are those of the merged stats; a worker that dies is reported
 (``workers_lost``) and its last stats kept. Not with ``--virtual-time`` (one Trio run).
 
+``--fault 'KIND at T [for D | down D]'`` (repeatable; :mod:`tunnelswarm.fleet.faults`)
+injects a fault T after the start: ``udp-blackout ... for D``, ``tcp-cut``,
+``headend-pause ... for D`` (on the clients' own path, any headend) or ``headend-restart
+... down D`` (the in-process mock only). The summary, the live view and the report then
+show each client's outage and recovery (``outages.csv``; metrics ``outages[cause]``,
+``outages_recovered``, ``outage_p99``, ``outages_unrecovered``, ``sessions_down``).
+
 ``--report DIR`` (:class:`~tunnelswarm.report.files.ReportDir`): ``summary.json``,
 ``timeseries.csv``, ``timeline.jsonl`` (the engine's timeline: each session's start, up,
-errors, reconnects, DTLS events, end), ``syslog.log`` (the in-process mock's syslog;
-empty against ``--headend``) and ``report.html``, checkpointed once a second and finished
+errors, reconnects, DTLS events, outages, faults, end), ``outages.csv`` (one row per
+client outage), ``syslog.log`` (the in-process mock's syslog; empty against
+``--headend``) and ``report.html``, checkpointed once a second and finished
 whatever way the run ends: ``"state": "completed"``, or ``"interrupted"`` after Ctrl-C /
 SIGTERM or when the run broke off (its error text in ``run.error``). ``run`` holds the
 run's facts (plan, headend, profile, seed, ...).
@@ -91,6 +99,7 @@ from tunnelswarm.fleet.engine import (
     load_mock_config,
     run_engine,
 )
+from tunnelswarm.fleet.faults import parse_fault
 from tunnelswarm.fleet.plan import (
     ClosedModel,
     Credentials,
@@ -163,6 +172,7 @@ LOAD_FLAGS: dict[str, str] = {
     "late_threshold": "--late-threshold",
     "no_dtls": "--no-dtls",
     "workers": "--workers",
+    "fault": "--fault",
 }
 _CLOSED_ONLY = ("rate", "ramp_down", "hold", "retry_delay")
 _OPEN_ONLY = ("duration", "max_concurrency", "arrivals")
@@ -225,6 +235,13 @@ def add_load_arguments(r: argparse.ArgumentParser) -> None:
         metavar="N",
         help="worker processes, one Trio loop each, merged into one view (default 1;"
         " auto: one per core)",
+    )
+    g.add_argument(
+        "--fault",
+        action="append",
+        metavar="F",
+        help="inject a fault: 'udp-blackout at 30s for 20s', 'tcp-cut at 1m',"
+        " 'headend-pause at 10s for 5s', 'headend-restart at 45s down 10s' (repeatable)",
     )
 
 
@@ -434,7 +451,14 @@ def build_spec(args: argparse.Namespace) -> tuple[LoadSpec, list[Threshold]]:
         late_threshold=_opt_duration(args.late_threshold, "--late-threshold", 1.0),
         setup_timeout=_opt_duration(args.setup_timeout, "--setup-timeout", 60.0),
         no_dtls=bool(args.no_dtls),
+        faults=tuple(parse_fault(f) for f in args.fault or ()),
     )
+    end = planned_duration(spec)
+    for f in spec.faults:
+        if f.at >= end:
+            raise ConfigError(
+                f"--fault {f.describe()!r}: the run's plan ends at {end:g} s, before the fault"
+            )
     return spec, thresholds
 
 
@@ -536,6 +560,8 @@ def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
     if m.get("flows"):
         lines.append(f"flows: {_by_key(m, 'flows')}")
     lines.append(f"reconnects: {_by_key(m, 'reconnects')}")
+    if spec.faults or m.get("outages"):
+        lines += _outage_lines(result, m)
     lines.append(f"errors: {_by_key(m, 'errors')}")
     for cause, example in sorted(result.error_examples.items()):
         lines.append(f"  {cause}: {example}")
@@ -575,6 +601,54 @@ def parse_workers(text: str | None, spec: LoadSpec | None = None) -> int:
     return n
 
 
+def _outage_lines(result: LoadResult, m: dict[str, float]) -> list[str]:
+    """Faults and outages in the summary: the faults, the outages by cause and how they
+    ended, recovery percentiles, and the clients down longest."""
+    spec = result.spec
+    lines = [f"faults: {f.describe()}" for f in spec.faults]
+    n = m.get("outages", 0.0)
+    lines.append(
+        f"outages: {format_number(n)} ({_by_key(m, 'outages')}) in"
+        f" {len({o.slot for o in result.outages if o.channel == 'tunnel'})} clients;"
+        f" {format_number(m['outages_recovered'])} recovered"
+        + (
+            f" (p50 {_ms(m.get('outage_p50', math.nan))}, p99"
+            f" {_ms(m.get('outage_p99', math.nan))}, max {_ms(m.get('outage_max', math.nan))})"
+            if m["outages_recovered"]
+            else ""
+        )
+        + f", {format_number(m['outages_lost'])} lost,"
+        f" {format_number(m['outages_unrecovered'])} unrecovered;"
+        f" at most {format_number(m.get('sessions_down', 0.0))} clients down at once"
+    )
+    if m.get("dtls_outages"):
+        lines.append(
+            f"DTLS outages: {format_number(m['dtls_outages'])} ({_by_key(m, 'dtls_outages')});"
+            f" {format_number(m['dtls_outages_recovered'])} had DTLS again"
+            + (
+                f" (p50 {_ms(m.get('dtls_outage_p50', math.nan))}, p99"
+                f" {_ms(m.get('dtls_outage_p99', math.nan))})"
+                if m["dtls_outages_recovered"]
+                else ""
+            )
+            + (
+                f", {format_number(m['dtls_outages_lost'])} lost"
+                if m.get("dtls_outages_lost")
+                else ""
+            )
+            + f", {format_number(m['dtls_outages_unrecovered'])} unrecovered"
+        )
+    worst = sorted((o for o in result.outages if o.channel == "tunnel"), key=lambda o: -o.seconds)[
+        :3
+    ]
+    for o in worst:
+        lines.append(
+            f"  client {o.slot}: down {o.start:.1f}-{o.end:.1f} s ({o.seconds:.1f} s,"
+            f" {o.cause}, {o.ended_by})"
+        )
+    return lines
+
+
 def _run_facts(spec: LoadSpec, engine: LoadEngine | Coordinator) -> dict[str, object]:
     """The ``run`` object of the report: what was run, against what."""
     return {
@@ -589,6 +663,10 @@ def _run_facts(spec: LoadSpec, engine: LoadEngine | Coordinator) -> dict[str, ob
         "seed": spec.seed,
         "virtual_time": spec.virtual_time,
         "traffic": spec.traffic.describe(),
+        "faults": [
+            {"kind": f.kind, "at": f.at, "duration": f.duration, "text": f.describe()}
+            for f in spec.faults
+        ],
     }
 
 
@@ -611,6 +689,7 @@ def _make_engine(
             on_second=on_second,
             on_event=None if report is None else report.event,
             on_syslog=None if report is None else report.syslog,
+            on_outage=None if report is None else report.outage,
             verbose=verbose,
         )
     return LoadEngine(
@@ -619,7 +698,14 @@ def _make_engine(
         on_second=on_second,
         on_event=None if report is None else report.event,
         on_syslog=None if report is None else report.syslog,
+        on_outage=None if report is None else report.outage,
     )
+
+
+def _show_down_clients(console: LiveConsole, engine: LoadEngine | Coordinator) -> None:
+    """In one process the live view names the clients down longest."""
+    if isinstance(engine, LoadEngine):
+        console.down_clients = engine.outages.open_outages
 
 
 def _run_engine(engine: LoadEngine | Coordinator) -> LoadResult:
@@ -680,6 +766,7 @@ def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             report.checkpoint(stats, _run_facts(spec, engine))
 
     engine = _make_engine(spec, workers, say, on_second, report, verbose=bool(verbose))
+    _show_down_clients(console, engine)
     mode = "virtual time" if spec.virtual_time else "real time"
     say(f"== load run ({mode}, seed {spec.seed}): {spec.describe()}")
     result: LoadResult | None = None

@@ -70,14 +70,20 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import trio
 import trio.testing
 
 from tunnelswarm.asa.config import AsaConfig, parse_config
-from tunnelswarm.asa.server import DEFAULT_CONFIG_TEXT, MockAsa, MockAsaConfig, serve_mock_asa
+from tunnelswarm.asa.server import (
+    DEFAULT_CONFIG_TEXT,
+    MockAsa,
+    MockAsaConfig,
+    MockAsaInfo,
+    serve_mock_asa,
+)
 from tunnelswarm.asa.syslog import CallbackSink, SyslogRecord
 from tunnelswarm.client.flow import fetch
 from tunnelswarm.client.session import (
@@ -89,11 +95,16 @@ from tunnelswarm.client.session import (
     parse_url,
 )
 from tunnelswarm.config.profile import OPENCONNECT_9_01, ClientProfile
-from tunnelswarm.drive.datagram import bound_udp_opener
-from tunnelswarm.drive.impair import LinkImpairments
+from tunnelswarm.drive.datagram import DatagramOpener, bound_udp_opener, udp_opener
+from tunnelswarm.drive.impair import (
+    LinkImpairments,
+    impaired_datagram_opener,
+    impaired_stream_opener,
+)
 from tunnelswarm.drive.memnet import MemNetwork
 from tunnelswarm.drive.stream import Opener, bound_tcp_opener, tcp_opener
 from tunnelswarm.errors import ConfigError, TunnelswarmError
+from tunnelswarm.fleet.faults import Fault, Outage, OutageTracker
 from tunnelswarm.fleet.plan import (
     ClosedModel,
     Credentials,
@@ -183,9 +194,26 @@ METRICS: Final[dict[str, str]] = {
     "dtls_fallbacks": "sessions whose first DTLS attempt failed (data over CSTP meanwhile)",
     "ping_sent": "echo requests sent (ping_lost: unanswered; ping_loss: the fraction)",
     "flows[outcome]": "bulk transfers by outcome (completed, slowed, stalled, error)",
+    "outages[cause]": "clients that lost their tunnel, by cause (see fleet.faults)",
+    "outages_recovered": "outages that ended with the client's tunnel up again",
+    "outage_pNN": "how long recovered outages lasted (seconds; also _max, _count)",
+    "outages_lost": "outages that ended with the client gone (open model: its session failed)",
+    "outages_unrecovered": "outages still open when the run ended",
+    "sessions_down": "the most clients in an outage at one sample",
+    "dtls_outages[cause]": "clients whose DTLS went while the tunnel stayed or went"
+    " (dtls_outages_recovered, dtls_outage_pNN, dtls_down: as for outages)",
+    "faults[kind]": "faults injected (--fault)",
 }
 #: counters the engine adds to the metrics at 0 when nothing was counted
 ENGINE_COUNTERS: Final = ("sessions_failed", "setups_aborted", "dtls_established")
+#: counters added at 0 when the run had faults (so that thresholds on them always resolve)
+OUTAGE_COUNTERS: Final = (
+    "outages_recovered",
+    "outages_lost",
+    "outages_unrecovered",
+    "dtls_outages_recovered",
+    "dtls_outages_unrecovered",
+)
 
 Phase = str
 
@@ -227,6 +255,8 @@ class LoadSpec:
     no_dtls: bool = False
     #: seconds the live sessions get to close after an interrupt
     stop_grace: float = 5.0
+    #: faults injected during the run (:mod:`tunnelswarm.fleet.faults`), in time order
+    faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
         if self.headend is not None and self.virtual_time:
@@ -245,6 +275,13 @@ class LoadSpec:
         ):
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{what}: must be more than zero, got {value!r}")
+        for f in self.faults:
+            if f.needs_mock and self.headend is not None:
+                raise ConfigError(
+                    f"--fault {f.describe()!r}: restarts the in-process mock ASA; against"
+                    " --headend restart the headend yourself (outages are measured alike)"
+                )
+        object.__setattr__(self, "faults", tuple(sorted(self.faults, key=lambda f: f.at)))
 
     @property
     def effective_credentials(self) -> Credentials:
@@ -267,7 +304,10 @@ class LoadSpec:
                 text += f", at most {m.max_concurrency} live"
         if str(m.lifetime) != "until-end":
             text += f", lifetime {m.lifetime}"
-        return f"{text}; {self.profile.name}; {self.traffic.describe()}"
+        text = f"{text}; {self.profile.name}; {self.traffic.describe()}"
+        if self.faults:
+            text += "; faults: " + ", ".join(f.describe() for f in self.faults)
+        return text
 
 
 def load_mock_config(text: str | None) -> AsaConfig:
@@ -345,13 +385,15 @@ class LoadResult:
     workers: int = 1
     #: the workers lost mid-run ("worker 1: exit code -9"); their last stats are kept
     lost_workers: list[str] = field(default_factory=list)
+    #: every client outage (:mod:`tunnelswarm.fleet.faults`), in the order they ended
+    outages: list[Outage] = field(default_factory=list)
 
     def metrics(self, percentiles: Iterable[tuple[str, float]] = ()) -> dict[str, float]:
         """Flat metrics for thresholds (:data:`METRICS`): :meth:`RunStats.metrics` with
         ``percentiles`` (``(base, pct)`` pairs from
         :func:`~tunnelswarm.fleet.thresholds.required_percentiles`) and the planner's."""
         m = self.stats.metrics(list(percentiles))
-        for name in ENGINE_COUNTERS:
+        for name in (*ENGINE_COUNTERS, *OUTAGE_COUNTERS):
             m.setdefault(name, 0.0)
         m["sessions_planned"] = float(self.started + self.missed_starts)
         m["late_starts"] = float(self.late_starts)
@@ -380,8 +422,23 @@ class LoadResult:
             "internal_errors": list(self.internal_errors),
             "workers": self.workers,
             "lost_workers": list(self.lost_workers),
+            "outages": _outage_summary(self.outages),
             "stats": self.stats.summary(),
         }
+
+
+def _outage_summary(outages: list[Outage]) -> dict[str, object]:
+    """The outages in numbers (the records themselves are the report's outages.csv)."""
+    by_end: dict[str, int] = {}
+    for o in outages:
+        by_end[o.ended_by] = by_end.get(o.ended_by, 0) + 1
+    recovered = [o.seconds for o in outages if o.recovered]
+    return {
+        "count": len(outages),
+        "clients": len({o.slot for o in outages}),
+        "ended_by": dict(sorted(by_end.items())),
+        "longest_recovered_seconds": round(max(recovered), 3) if recovered else None,
+    }
 
 
 # ------------------------------------------------------------------ one live session
@@ -393,6 +450,10 @@ class _Live:
     boundaries: dict[Phase, float] = field(default_factory=dict)
     dtls_seen: bool = False
     fell_back: bool = False
+    #: (cause, reason) of the failure the session ended in
+    failure: tuple[str, str] | None = None
+    #: its DTLS channel is up (from its events)
+    dtls_up: bool = False
 
 
 # ------------------------------------------------------------------ the engine
@@ -409,6 +470,7 @@ class LoadEngine:
         on_second: Callable[[RunStats, float], None] | None = None,
         on_event: Callable[[TimelineEntry], None] | None = None,
         on_syslog: Callable[[str], None] | None = None,
+        on_outage: Callable[[Outage], None] | None = None,
         index_base: int = 0,
         index_stride: int = 1,
         plan_offset: float = 0.0,
@@ -418,7 +480,8 @@ class LoadEngine:
         sessions ``index_base + index_stride * i`` (a worker's share of a run, see
         :mod:`tunnelswarm.fleet.workers`); ``plan_offset``: the plan starts this many
         seconds after the stats' second 0; ``mock``: ``(url, pin)`` of an embedded mock
-        ASA already running elsewhere (``spec.headend`` None: driven as the mock)."""
+        ASA already running elsewhere (``spec.headend`` None: driven as the mock);
+        ``on_outage``: each client outage as it ends (:mod:`tunnelswarm.fleet.faults`)."""
         self.spec = spec
         self.index_base = index_base
         self.index_stride = index_stride
@@ -430,6 +493,16 @@ class LoadEngine:
         self.on_second = on_second
         self.on_event = on_event
         self.on_syslog = on_syslog
+        self.on_outage = on_outage
+        self.outages = OutageTracker()
+        self.dtls_outages = OutageTracker("dtls")
+        self.outage_records: list[Outage] = []
+        #: the clients' path (faults act on it); the in-memory network's in virtual time
+        self.imp: LinkImpairments | None = None
+        self._outer: trio.Nursery | None = None
+        self._mock_cfg: MockAsaConfig | None = None
+        self._mock_scope: trio.CancelScope | None = None
+        self._mock_done: trio.Event | None = None
         self.stats: RunStats | None = None
         self.planner: Planner | None = None
         self.asa: MockAsa | None = None
@@ -487,12 +560,14 @@ class LoadEngine:
             run_seconds=max(0.0, end - self._t_plan) if p is not None else 0.0,
             error_examples=dict(self.error_examples),
             internal_errors=list(self.internal_errors),
+            outages=list(self.outage_records),
         )
 
     async def run(self) -> LoadResult:
         """Make the run (headend, plan, sessions, sampler) and return its result."""
         self._wall0 = time.monotonic()
         async with trio.open_nursery() as outer:
+            self._outer = outer
             with trio.CancelScope() as startup:
                 self._startup = startup
                 await self._start_headend(outer)
@@ -508,11 +583,16 @@ class LoadEngine:
                 late_threshold=self.spec.late_threshold,
             )
             outer.start_soon(self._sampler)
+            for fault in self.spec.faults:
+                outer.start_soon(self._fault, fault)
             with trio.CancelScope() as hard:
                 self._hard_stop = hard
                 async with trio.open_nursery() as sessions:
                     await self._drive(sessions)
             self._t_end = trio.current_time()
+            for tracker in (self.outages, self.dtls_outages):
+                for outage in tracker.finish(self._t()):
+                    self._outage_ended(outage)
             self._final_sample()
             outer.cancel_scope.cancel()
         return self.result()
@@ -541,6 +621,8 @@ class LoadEngine:
 
     async def _start_headend(self, nursery: trio.Nursery) -> None:
         spec = self.spec
+        if not spec.virtual_time and any(not f.needs_mock for f in spec.faults):
+            self.imp = LinkImpairments(rng=random.Random(spec.seed))
         if spec.headend is not None:
             await self._preflight()
             return
@@ -551,18 +633,41 @@ class LoadEngine:
         cfg = load_mock_config(spec.asa_config)
         if spec.virtual_time:
             imp = LinkImpairments(latency=spec.virtual_latency, rng=random.Random(spec.seed))
+            self.imp = imp
             self.net, mcfg = virtual_mock(cfg, imp)
         else:
             mcfg = MockAsaConfig(asa=cfg, port=0)
-        info = await nursery.start(serve_mock_asa, mcfg)
+        info: MockAsaInfo = await nursery.start(self._serve_mock, mcfg)
         if info.tcp_port is None:
             raise RunSetupError("the mock ASA's configuration enables webvpn on no interface")
-        self.asa = info.asa
-        if self.on_syslog is not None:
-            self.asa.taps.add(CallbackSink(self._syslog, level=SYSLOG_LEVEL))
+        # a restart (--fault headend-restart) comes back with the same certificate and
+        # ports, as a reloaded ASA does
+        port = mcfg.port if self.net is not None else info.tcp_port
+        self._mock_cfg = replace(mcfg, port=port, identity=info.asa.identity)
+        self._mock_started(info)
         self.url = info.url
         self.pins = (info.pin,)
         self._say(f"mock ASA {cfg.asa_version} in-process at {info.url}")
+
+    def _mock_started(self, info: MockAsaInfo) -> None:
+        self.asa = info.asa
+        if self.on_syslog is not None:
+            self.asa.taps.add(CallbackSink(self._syslog, level=SYSLOG_LEVEL))
+
+    async def _serve_mock(
+        self,
+        mcfg: MockAsaConfig,
+        *,
+        task_status: trio.TaskStatus[MockAsaInfo] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The embedded mock ASA, in a cancel scope of its own (a restart cancels it)."""
+        done = self._mock_done = trio.Event()
+        try:
+            with trio.CancelScope() as scope:
+                self._mock_scope = scope
+                await serve_mock_asa(mcfg, task_status=task_status)
+        finally:
+            done.set()
 
     async def _preflight(self) -> None:
         """One TCP connection to the headend (from the first source address): the run
@@ -634,16 +739,23 @@ class LoadEngine:
         return tcp_opener
 
     def _openers(self, index: int) -> dict[str, Any]:
-        if self.net is not None:
+        if self.net is not None:  # its impairments sit in the in-memory network
             host = client_host(index % 1000)
             return {
                 "opener": self.net.stream_opener(host),
                 "datagram_opener": self.net.datagram_opener(host),
             }
+        stream: Opener = tcp_opener
+        datagram: DatagramOpener = udp_opener
         if self.spec.sources is not None:
             src = self.spec.sources.get(index)
-            return {"opener": bound_tcp_opener(src), "datagram_opener": bound_udp_opener(src)}
-        return {}
+            stream, datagram = bound_tcp_opener(src), bound_udp_opener(src)
+        elif self.imp is None:
+            return {}
+        if self.imp is not None:  # faults act on this process's own sockets
+            stream = impaired_stream_opener(stream, self.imp)
+            datagram = impaired_datagram_opener(datagram, self.imp)
+        return {"opener": stream, "datagram_opener": datagram}
 
     def _options(self, index: int) -> ClientOptions:
         spec = self.spec
@@ -670,10 +782,13 @@ class LoadEngine:
         reason: str,
         exc: BaseException | None = None,
         who: str = "client",
+        live: _Live | None = None,
     ) -> None:
         stats = self.stats
         assert stats is not None
         t = self._t()
+        if live is not None and live.failure is None:
+            live.failure = (cause, reason)
         self._emit(who, f"failed ({cause}): {reason}", "error")
         stats.count("errors", key=cause, t=t)
         stats.count("sessions_failed", t=t)
@@ -699,8 +814,9 @@ class LoadEngine:
                 stats.count("setups_aborted", t=self._t())
         except Exception as e:  # a failure that came out beside a stop: still counted
             failed = True
-            self._failed(*error_cause(e), e, who=who)
+            self._failed(*error_cause(e), e, who=who, live=live)
         finally:
+            self._session_over(live, failed)
             self.live.pop(live.start.slot, None)
             p.session_ended(live.start.slot, trio.current_time(), failed=failed)
             self._emit(who, "ended in an error" if failed else "closed", "end")
@@ -726,19 +842,7 @@ class LoadEngine:
         who = f"client {index}"
 
         def on_event(ev: SessionEvent) -> None:
-            if self.on_event is not None:
-                text = ev.kind + (f" ({ev.cause})" if ev.cause else "")
-                if ev.detail:
-                    text += f": {ev.detail}"
-                self._emit(who, text, ev.kind)
-            if ev.kind == "reconnect":
-                stats.count("reconnects", key=ev.cause or "unknown", t=self._t())
-            elif ev.kind == "dtls-up" and not live.dtls_seen:
-                live.dtls_seen = True
-                stats.count("dtls_established", t=self._t())
-            elif ev.kind == "dtls-fail" and not live.dtls_seen and not live.fell_back:
-                live.fell_back = True
-                stats.count("dtls_fallbacks", t=self._t())
+            self._session_event(live, who, ev)
 
         setup = trio.CancelScope(deadline=trio.current_time() + self.spec.setup_timeout)
         try:
@@ -753,12 +857,13 @@ class LoadEngine:
                     setup.deadline = math.inf
                     live.session = s
                     stats.count("setups_completed", t=self._t())
+                    self._outage_over(live, new_session=True)
                     if self.on_event is not None:
                         took = self._t() - self._t(live.start.scheduled_at)
                         self._emit(who, f"up: setup {took * 1000:.1f} ms", "up")
                     await self._hold(s)
         except Exception as e:
-            self._failed(*error_cause(e), e, who=who)
+            self._failed(*error_cause(e), e, who=who, live=live)
             return True
         finally:
             live.session = None
@@ -767,9 +872,159 @@ class LoadEngine:
                 "setup-timeout",
                 f"no tunnel within {self.spec.setup_timeout:g} s of the start",
                 who=who,
+                live=live,
             )
             return True
         return False
+
+    # ---------------------------------------------------------------- outages
+    def _session_event(self, live: _Live, who: str, ev: SessionEvent) -> None:
+        """One event of a session's timeline: the observers, counters and outages."""
+        stats = self.stats
+        assert stats is not None
+        if self.on_event is not None:
+            text = ev.kind + (f" ({ev.cause})" if ev.cause else "")
+            if ev.detail:
+                text += f": {ev.detail}"
+            self._emit(who, text, ev.kind)
+        if ev.kind == "reconnect":
+            stats.count("reconnects", key=ev.cause or "unknown", t=self._t())
+            self._outage_begins(live, ev.cause or "unknown", ev.detail)
+        elif ev.kind == "connect" and "connect" in live.boundaries:
+            self._outage_over(live, new_session=False)  # the same session is back
+        elif ev.kind == "dtls-down":
+            self._dtls_outage_begins(live, "dtls-down", ev.detail)
+        elif ev.kind == "dtls-up":
+            live.dtls_up = True
+            o = self.dtls_outages.end(self._slot(live), self._t(), "dtls up")
+            if o is not None:
+                self._outage_ended(o)
+            if not live.dtls_seen:
+                live.dtls_seen = True
+                stats.count("dtls_established", t=self._t())
+        elif ev.kind == "dtls-fail" and not live.dtls_seen and not live.fell_back:
+            live.fell_back = True
+            stats.count("dtls_fallbacks", t=self._t())
+
+    def _slot(self, live: _Live) -> int:
+        """The global slot (emulated client) of ``live`` (a worker's share: see
+        :meth:`_index`)."""
+        return self.index_base + self.index_stride * live.start.slot
+
+    def _outage_begins(self, live: _Live, cause: str, detail: str) -> None:
+        """The client of ``live`` lost its tunnel (and with it DTLS, if it was up)."""
+        stats = self.stats
+        assert stats is not None
+        self._dtls_outage_begins(live, cause, detail)
+        index = self._index(live.start)
+        if self.outages.lost_tunnel(self._slot(live), index, self._t(), cause, detail):
+            stats.count("outages", key=cause, t=self._t())
+            self._emit(f"client {index}", f"outage begins ({cause})", "outage")
+
+    def _dtls_outage_begins(self, live: _Live, cause: str, detail: str) -> None:
+        """The client of ``live`` lost the DTLS channel it had."""
+        stats = self.stats
+        assert stats is not None
+        if not live.dtls_up:
+            return
+        live.dtls_up = False
+        index = self._index(live.start)
+        if self.dtls_outages.lost_tunnel(self._slot(live), index, self._t(), cause, detail):
+            stats.count("dtls_outages", key=cause, t=self._t())
+            self._emit(f"client {index}", f"DTLS outage begins ({cause})", "outage")
+
+    def _outage_over(self, live: _Live, *, new_session: bool) -> None:
+        o = self.outages.tunnel_up(self._slot(live), self._t(), new_session=new_session)
+        if o is not None:
+            self._outage_ended(o)
+
+    def _session_over(self, live: _Live, failed: bool) -> None:
+        """Outage bookkeeping when a session ends (module :mod:`~tunnelswarm.fleet.faults`):
+        a session that had its tunnel and failed begins an outage of its client; in the
+        open model the client is gone with its session."""
+        if "connect" not in live.boundaries or self.stats is None:
+            return
+        if failed:
+            cause, reason = live.failure or ("unknown", "")
+            self._outage_begins(live, cause, reason)
+        if isinstance(self.spec.model, OpenModel):
+            slot, t = self._slot(live), self._t()
+            for tracker in (self.outages, self.dtls_outages):
+                o = tracker.lost(slot, t) if failed else tracker.gone(slot, t)
+                if o is not None:
+                    self._outage_ended(o)
+
+    def _outage_ended(self, o: Outage) -> None:
+        """Count an ended outage (a DTLS one under ``dtls_``) and hand it on."""
+        stats = self.stats
+        assert stats is not None
+        t = self._t()
+        prefix = "dtls_" if o.channel == "dtls" else ""
+        what = "DTLS" if o.channel == "dtls" else "tunnel"
+        if o.recovered:
+            stats.count(f"{prefix}outages_recovered", t=t)
+            stats.record(f"{prefix}outage", o.seconds, t=t)
+            text = f"{what} back after {o.seconds:.1f} s ({o.ended_by})"
+        else:
+            stats.count(f"{prefix}outages_{o.ended_by}", t=t)
+            text = f"{what} outage over: {o.ended_by} after {o.seconds:.1f} s"
+        self.outage_records.append(o)
+        self._emit(f"client {o.client}", text, "recovered" if o.recovered else o.ended_by)
+        if self.on_outage is not None:
+            self.on_outage(o)
+
+    # ---------------------------------------------------------------- faults
+    def _fault_line(self, text: str) -> None:
+        if self.on_line is not None:
+            self.on_line(text)
+        self._emit("engine", text, "fault")
+
+    async def _fault(self, fault: Fault) -> None:
+        """Inject one fault at its time (see :mod:`tunnelswarm.fleet.faults`)."""
+        stats = self.stats
+        assert stats is not None
+        await trio.sleep_until(self._t_plan + fault.at)
+        if self.index_base == 0:  # one count per run, not one per worker process
+            stats.count("faults", key=fault.kind, t=self._t())
+        if fault.kind == "headend-restart":
+            await self._restart_mock(fault)
+            return
+        imp = self.imp
+        assert imp is not None
+        self._fault_line(f"fault: {fault.describe()}")
+        if fault.kind == "tcp-cut":
+            imp.cut_tcp()
+            return
+        if fault.kind == "udp-blackout":
+            imp.block_udp = True
+        else:
+            imp.pause(True)
+        await trio.sleep(fault.duration)
+        if fault.kind == "udp-blackout":
+            imp.block_udp = False
+        else:
+            imp.pause(False)
+        self._fault_line(f"fault over: {fault.kind} after {fault.duration:g} s")
+
+    async def _restart_mock(self, fault: Fault) -> None:
+        if self.mock is not None:  # the coordinator's mock process restarts it
+            return
+        scope, done, mcfg, outer = self._mock_scope, self._mock_done, self._mock_cfg, self._outer
+        assert scope is not None
+        assert done is not None
+        assert mcfg is not None
+        assert outer is not None
+        self._fault_line(f"fault: {fault.describe()}: stopping the mock ASA")
+        scope.cancel()
+        await done.wait()
+        await trio.sleep(fault.duration)
+        try:
+            info: MockAsaInfo = await outer.start(self._serve_mock, mcfg)
+        except OSError as e:
+            self._fault_line(f"fault: the mock ASA could not start again: {e}")
+            return
+        self._mock_started(info)
+        self._fault_line(f"fault over: mock ASA up again at {info.url}")
 
     # ---------------------------------------------------------------- traffic
     async def _hold(self, s: ClientSession) -> None:
@@ -856,6 +1111,8 @@ class LoadEngine:
         dtls = sum(1 for s in sessions if s.dtls is not None and s.dtls.up)
         stats.set_gauge("sessions_up", up, t=second)
         stats.set_gauge("dtls_up", dtls, t=second)
+        stats.set_gauge("sessions_down", self.outages.down, t=second)
+        stats.set_gauge("dtls_down", self.dtls_outages.down, t=second)
         if self.on_bucket is not None:
             self.on_bucket(bucket_row(stats, second))
         if self.on_second is not None:

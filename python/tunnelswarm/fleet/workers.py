@@ -54,7 +54,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -62,6 +62,7 @@ from typing import Any, Final
 
 import trio
 
+from tunnelswarm.asa.certs import Identity
 from tunnelswarm.asa.server import MockAsaConfig, serve_mock_asa
 from tunnelswarm.asa.syslog import CallbackSink
 from tunnelswarm.errors import ConfigError, TunnelswarmError
@@ -75,6 +76,7 @@ from tunnelswarm.fleet.engine import (
     _leaf,
     load_mock_config,
 )
+from tunnelswarm.fleet.faults import Fault, Outage
 from tunnelswarm.fleet.plan import ClosedModel, OpenModel
 from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.scenario.run import TimelineEntry
@@ -184,12 +186,21 @@ class _Outbox:
             self.flush()
 
 
-def _mock_main(asa_config: str | None, syslog: bool, ctrl: Connection, out: Connection) -> None:
-    """The embedded mock ASA's process: ``("ready", url, pin, version)`` once it listens;
-    stops on any message from the coordinator (or when its pipe closes)."""
+def _mock_main(
+    asa_config: str | None,
+    syslog: bool,
+    ctrl: Connection,
+    out: Connection,
+    port: int = 0,
+    identity: Identity | None = None,
+) -> None:
+    """The embedded mock ASA's process: ``("ready", url, pin, version, identity)`` once
+    it listens; stops on any message from the coordinator (or when its pipe closes).
+    ``port``/``identity``: a restart comes back on the same port with the same
+    certificate."""
     _quiet_sigint()
     try:
-        trio.run(_mock_serve, asa_config, syslog, ctrl, out)
+        trio.run(_mock_serve, asa_config, syslog, ctrl, out, port, identity)
     except BaseException as e:  # reported to the coordinator
         leaf = _leaf(e) if isinstance(e, BaseExceptionGroup) else e
         with contextlib.suppress(OSError):
@@ -197,18 +208,24 @@ def _mock_main(asa_config: str | None, syslog: bool, ctrl: Connection, out: Conn
 
 
 async def _mock_serve(
-    asa_config: str | None, syslog: bool, ctrl: Connection, out: Connection
+    asa_config: str | None,
+    syslog: bool,
+    ctrl: Connection,
+    out: Connection,
+    port: int,
+    identity: Identity | None,
 ) -> None:
     cfg = load_mock_config(asa_config)
     box = _Outbox(out, "syslog")
     async with trio.open_nursery() as nursery:
-        info = await nursery.start(serve_mock_asa, MockAsaConfig(asa=cfg, port=0))
+        mcfg = MockAsaConfig(asa=cfg, port=port, identity=identity)
+        info = await nursery.start(serve_mock_asa, mcfg)
         if info.tcp_port is None:
             raise RunSetupError("the mock ASA's configuration enables webvpn on no interface")
         if syslog:
             info.asa.taps.add(CallbackSink(lambda r: box.add(r.line()), level=SYSLOG_LEVEL))
             nursery.start_soon(box.run)
-        out.send(("ready", info.url, info.pin, cfg.asa_version))
+        out.send(("ready", info.url, info.pin, cfg.asa_version, info.asa.identity, info.tcp_port))
         await trio.lowlevel.wait_readable(ctrl.fileno())
         box.flush()
         nursery.cancel_scope.cancel()
@@ -226,9 +243,11 @@ def _worker_main(
     _quiet_sigint()
     logging.getLogger(CLIENT_LOGGER).setLevel(0 if verbose else logging.CRITICAL + 1)
     box = _Outbox(out, "events")
+    outages = _Outbox(out, "outages")
 
     def on_second(stats: RunStats, t: float) -> None:
         box.flush()
+        outages.flush()
         out.send(("stats", stats.to_wire(), t))
 
     engine = LoadEngine(
@@ -236,6 +255,7 @@ def _worker_main(
         on_line=lambda text: out.send(("line", text)),
         on_second=on_second,
         on_event=(lambda e: box.add((e.t, e.source, e.text, e.kind))) if events else None,
+        on_outage=lambda o: outages.add(astuple(o)),
         index_base=share.index_base,
         index_stride=share.index_stride,
         plan_offset=share.plan_offset,
@@ -249,10 +269,12 @@ def _worker_main(
         text = str(leaf) if setup else " ".join(f"{type(leaf).__name__}: {leaf}".split())
         with contextlib.suppress(OSError):
             box.flush()
+            outages.flush()
             out.send(("error", text, setup))
             out.send(("final", _final(engine.result())))
         return
     box.flush()
+    outages.flush()
     out.send(("final", _final(result)))
 
 
@@ -341,6 +363,7 @@ class Coordinator:
         on_second: Callable[[RunStats, float], None] | None = None,
         on_event: Callable[[TimelineEntry], None] | None = None,
         on_syslog: Callable[[str], None] | None = None,
+        on_outage: Callable[[Outage], None] | None = None,
         verbose: bool = False,
     ) -> None:
         if spec.virtual_time and workers > 1:
@@ -351,12 +374,21 @@ class Coordinator:
         self.on_second = on_second
         self.on_event = on_event
         self.on_syslog = on_syslog
+        self.on_outage = on_outage
+        self.outages: list[Outage] = []
         self.verbose = verbose
         self.url = spec.headend or ""
         self.interrupted = False
         self.workers: list[_Worker] = []
         self._ctx = multiprocessing.get_context("spawn")
         self._mock: tuple[BaseProcess, Connection, Connection] | None = None
+        #: the mock's port and certificate, for a restart (--fault headend-restart)
+        self._mock_port = 0
+        self._mock_identity: Identity | None = None
+        #: headend-restart faults still to do: (monotonic time to stop it, fault)
+        self._restarts: list[tuple[float, Fault]] = []
+        #: the mock is down until this monotonic time (then started again)
+        self._mock_down_until: float | None = None
         self._stops = 0
         self._stops_sent = 0
         self._stop_deadline = math.inf
@@ -395,6 +427,7 @@ class Coordinator:
             internal_errors=internal,
             workers=len(self.shares),
             lost_workers=[f"{w.name}: {w.lost}" for w in ws if w.lost is not None],
+            outages=list(self.outages),
         )
 
     def run(self, *, watch_signals: bool = True) -> LoadResult:
@@ -435,12 +468,19 @@ class Coordinator:
     def _max_t(self) -> float:
         return max((w.t for w in self.workers), default=0.0)
 
-    def _start_mock(self) -> tuple[str, str]:
+    def _spawn_mock(self) -> tuple[BaseProcess, Connection, Connection]:
         ctrl_r, ctrl_w = self._ctx.Pipe(duplex=False)
         data_r, data_w = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
             target=_mock_main,
-            args=(self.spec.asa_config, self.on_syslog is not None, ctrl_r, data_w),
+            args=(
+                self.spec.asa_config,
+                self.on_syslog is not None,
+                ctrl_r,
+                data_w,
+                self._mock_port,
+                self._mock_identity,
+            ),
             name="tunnelswarm-mock-asa",
             daemon=True,
         )
@@ -448,6 +488,10 @@ class Coordinator:
         ctrl_r.close()
         data_w.close()
         self._mock = (proc, ctrl_w, data_r)
+        return self._mock
+
+    def _start_mock(self) -> tuple[str, str]:
+        proc, _ctrl, data_r = self._spawn_mock()
         deadline = time.monotonic() + START_TIMEOUT
         while not self.interrupted:
             left = deadline - time.monotonic()
@@ -462,7 +506,7 @@ class Coordinator:
                     f"the mock ASA's process ended (exit code {proc.exitcode})"
                 ) from None
             if msg[0] == "ready":
-                _, url, pin, version = msg
+                _, url, pin, version, self._mock_identity, self._mock_port = msg
                 self.url = url
                 self._say(
                     f"mock ASA {version} in its own process at {url};"
@@ -504,6 +548,12 @@ class Coordinator:
                 go_sent = True
                 for w in live:
                     self._tell(w, "go")
+                if self._mock is not None:
+                    now = time.monotonic()
+                    self._restarts = [
+                        (now + f.at, f) for f in self.spec.faults if f.kind == "headend-restart"
+                    ]
+            self._restart_mock()
             if self._stops > self._stops_sent:
                 self._stops_sent = self._stops
                 if self._stops_sent == 1:
@@ -521,7 +571,7 @@ class Coordinator:
                 waitables.append(self._mock[2])
             multiprocessing.connection.wait(waitables, timeout=0.25)
             if self._mock is not None:
-                self._drain_syslog(self._mock[2], 0.0)
+                self._drain_mock(self._mock[2], 0.0)
             for w in live:
                 self._drain(w)
                 if not w.done and not w.proc.is_alive() and not w.data.poll():
@@ -551,6 +601,12 @@ class Coordinator:
             if self.on_event is not None:
                 for t, source, text, ev_kind in msg[1]:
                     self.on_event(TimelineEntry(t, source, text, ev_kind))
+        elif kind == "outages":
+            for fields in msg[1]:
+                o = Outage(*fields)
+                self.outages.append(o)
+                if self.on_outage is not None:
+                    self.on_outage(o)
         elif kind == "line":
             if self.on_line is not None:
                 self.on_line(f"[{w.name}] {msg[1]}")
@@ -602,8 +658,8 @@ class Coordinator:
                 ctrl.send("stop")
             deadline = time.monotonic() + 5.0
             while proc.is_alive() and time.monotonic() < deadline:
-                self._drain_syslog(data, 0.1)
-            self._drain_syslog(data, 0.0)
+                self._drain_mock(data, 0.1)
+            self._drain_mock(data, 0.0)
             if proc.is_alive():
                 proc.kill()
             proc.join(2.0)
@@ -613,13 +669,40 @@ class Coordinator:
             w.ctrl.close()
             w.data.close()
 
-    def _drain_syslog(self, data: Connection, timeout: float) -> None:
+    def _drain_mock(self, data: Connection, timeout: float) -> None:
+        """The mock process's messages: syslog lines, and after a restart its
+        ``ready`` (or ``error``)."""
         try:
             while data.poll(timeout):
                 msg = data.recv()
                 if msg[0] == "syslog" and self.on_syslog is not None:
                     for line in msg[1]:
                         self.on_syslog(line)
+                elif msg[0] == "ready":
+                    self._say(f"fault over: mock ASA up again at {msg[1]}")
+                elif msg[0] == "error":
+                    self._say(f"fault: the mock ASA could not start again: {msg[1]}")
                 timeout = 0.0
         except (EOFError, OSError):
             return
+
+    def _restart_mock(self) -> None:
+        """``--fault headend-restart``: kill the mock's process when its time comes (as a
+        crash: SIGKILL), start it again ``down`` later on the same port with the same
+        certificate. The workers' clients see it as any headend that went away."""
+        now = time.monotonic()
+        if self._mock_down_until is not None and now >= self._mock_down_until:
+            self._mock_down_until = None
+            self._spawn_mock()  # its "ready" comes through _drain_mock
+        if not self._restarts or now < self._restarts[0][0] or self._mock is None:
+            return
+        _, fault = self._restarts.pop(0)
+        proc, ctrl, data = self._mock
+        self._say(f"fault: {fault.describe()}: killing the mock ASA's process")
+        proc.kill()
+        proc.join(5.0)
+        self._drain_mock(data, 0.0)
+        ctrl.close()
+        data.close()
+        self._mock = None
+        self._mock_down_until = now + fault.duration

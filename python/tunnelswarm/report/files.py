@@ -11,6 +11,7 @@ and finishes it in a ``finally``::
         ...                                   # the run
         report.event(entry)                   # each timeline entry, as it happens
         report.syslog(line)                   # each headend syslog line (in-process mock)
+        report.outage(outage)                 # each client outage, as it ends
         report.checkpoint(stats, extra)       # once a second
     finally:
         report.finish(stats, results, extra, interrupted=...)
@@ -21,6 +22,9 @@ The directory then holds:
 ``timeline.jsonl``  one JSON object per event (:meth:`TimelineEntry.as_dict`), appended
                     and flushed line by line
 ``syslog.log``      the headend's syslog, one line each, appended and flushed
+``outages.csv``     one row per client outage as it ends (:class:`~tunnelswarm.fleet.
+                    faults.Outage`: slot, client, start, end, seconds, cause, ended_by,
+                    detail), appended and flushed; the header only when none ended
 ``summary.json``    ``{"format": "tunnelswarm-load-report", "version": 1, "state", "passed",
                     "written_at", "seconds", "run": extra, "thresholds": [...],
                     "stats": RunStats.summary()}`` — ``state`` is ``running`` (written at
@@ -67,6 +71,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final, Generic, TypeVar
 
+from tunnelswarm.fleet.faults import OUTAGE_CSV_HEADER, Outage
 from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.fleet.thresholds import ThresholdResult
 from tunnelswarm.report._json import dumps
@@ -77,6 +82,8 @@ __all__ = ["REPORT_FORMAT", "REPORT_VERSION", "ReportDir"]
 
 REPORT_FORMAT: Final = "tunnelswarm-load-report"
 REPORT_VERSION: Final = 1
+#: outages kept for the page (its chart draws the clients with the most time down)
+OUTAGE_ROWS: Final = 20_000
 
 T = TypeVar("T")
 
@@ -139,6 +146,7 @@ class ReportDir:
     TIMESERIES: Final = "timeseries.csv"
     TIMELINE: Final = "timeline.jsonl"
     SYSLOG: Final = "syslog.log"
+    OUTAGES: Final = "outages.csv"
     HTML: Final = "report.html"
 
     def __init__(
@@ -159,9 +167,13 @@ class ReportDir:
         self._html = _Throttle(html_every, budget)
         self._events: _HeadTail[TimelineEntry] = _HeadTail(HTML_HEAD, HTML_ROWS)
         self._syslog: _HeadTail[str] = _HeadTail(HTML_HEAD, HTML_ROWS)
+        self._outages: _HeadTail[Outage] = _HeadTail(HTML_HEAD, OUTAGE_ROWS)
         self._finished = False
         self._timeline: IO[str] = (self.path / self.TIMELINE).open("w", encoding="utf-8")
         self._syslog_file: IO[str] = (self.path / self.SYSLOG).open("w", encoding="utf-8")
+        self._outage_file: IO[str] = (self.path / self.OUTAGES).open("w", encoding="utf-8")
+        self._outage_file.write(OUTAGE_CSV_HEADER + "\n")
+        self._outage_file.flush()
         for stale in (self.TIMESERIES, self.HTML):
             (self.path / stale).unlink(missing_ok=True)
         self._write_summary(RunStats(), {}, [], "running")
@@ -184,6 +196,14 @@ class ReportDir:
         self._syslog_file.write(line + "\n")
         self._syslog_file.flush()
         self._syslog.append(line)
+
+    def outage(self, outage: Outage) -> None:
+        """Append one client outage to ``outages.csv`` (flushed)."""
+        if self._finished:
+            return
+        self._outage_file.write(outage.csv_row() + "\n")
+        self._outage_file.flush()
+        self._outages.append(outage)
 
     # ------------------------------------------------------------------ replaced
     def checkpoint(self, stats: RunStats, extra: Mapping[str, object] | None = None) -> None:
@@ -228,7 +248,7 @@ class ReportDir:
         """Close the appended files without writing anything else (for a caller that
         gives up on the report); :meth:`finish` calls it. Idempotent."""
         self._finished = True
-        for f in (self._timeline, self._syslog_file):
+        for f in (self._timeline, self._syslog_file, self._outage_file):
             if not f.closed:
                 f.close()
 
@@ -259,6 +279,8 @@ class ReportDir:
             events_omitted=self._events.omitted,
             syslog_omitted=self._syslog.omitted,
             percentiles=self.percentiles,
+            outages=self._outages.items,
+            outages_omitted=self._outages.omitted,
         )
         _replace(self.path / self.HTML, page)
 
@@ -283,6 +305,7 @@ class ReportDir:
             "thresholds": [t.as_dict() for t in thresholds],
             "events": self._events.total,
             "syslog_lines": self._syslog.total,
+            "outages": self._outages.total,
             "stats": stats.summary(self.percentiles),
         }
         _replace(self.path / self.SUMMARY, dumps(doc, indent=2) + "\n")

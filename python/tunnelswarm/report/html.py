@@ -24,7 +24,11 @@ The page, top to bottom:
   and DTLS up over time; sessions started and setups completed per second; setup time
   p50/p90/p99 (and max) per second, from the per-second ``setup_total`` histograms
   (attributed to each setup's scheduled start); errors and reconnects per second stacked
-  by cause; the timeline's events by kind (hover for the text);
+  by cause; the timeline's events by kind (hover for the text); faults injected
+  (``extra["faults"]``) shaded on every time chart;
+* **outages**: the clients that lost their tunnel (:mod:`tunnelswarm.fleet.faults`),
+  one row of bars per client (the :data:`OUTAGE_CLIENTS` with the most time down),
+  coloured by how each outage ended, and the outages in numbers;
 * **timeline**: the events as a table; **syslog**: the headend's syslog (when the mock
   ran in-process), in a ``<pre>``.
 
@@ -51,6 +55,7 @@ from typing import Final, TypeVar
 import plotly.io as pio
 import plotly.offline
 
+from tunnelswarm.fleet.faults import Outage
 from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.fleet.thresholds import ThresholdResult
 from tunnelswarm.report._json import dumps
@@ -62,6 +67,15 @@ __all__ = ["HTML_HEAD", "HTML_ROWS", "render_html", "warm_up"]
 HTML_ROWS: Final = 3000
 #: of which the first ones; the rest are the newest
 HTML_HEAD: Final = 1000
+#: clients the outage chart draws at most (those with the longest outages)
+OUTAGE_CLIENTS: Final = 300
+#: outage ends → bar colours
+_ENDED_COLOURS: Final = {
+    "reconnect": "#2a9d8f",
+    "new session": "#457b9d",
+    "lost": "#c0262d",
+    "unrecovered": "#e76f51",
+}
 #: distinct event kinds drawn as their own trace; the rest are drawn as "other"
 _MAX_KINDS: Final = 16
 _CHART_HEIGHT: Final = "360px"
@@ -304,8 +318,142 @@ def _line(name: str, x: list[float], y: list[float | None], **more: object) -> d
     return trace
 
 
-def _charts(rows: list[dict[str, float]], events: Sequence[TimelineEntry]) -> str:
+def _fault_shapes(faults: object) -> list[dict[str, object]]:
+    """Shaded spans (a blackout, a pause, a restart's time down) and lines (a cut) for
+    the faults of ``extra["faults"]`` (dicts with ``kind``, ``at``, ``duration``)."""
+    shapes: list[dict[str, object]] = []
+    if not isinstance(faults, list | tuple):
+        return shapes
+    for f in faults:
+        if not isinstance(f, Mapping):
+            continue
+        try:
+            at, dur = float(f["at"]), float(f.get("duration", 0.0))
+        except (KeyError, TypeError, ValueError):
+            continue
+        common = {"xref": "x", "yref": "paper", "y0": 0, "y1": 1, "layer": "below"}
+        if dur > 0:
+            shapes.append(
+                {"type": "rect", "x0": at, "x1": at + dur, "fillcolor": "#f4a261"}
+                | {"opacity": 0.25, "line": {"width": 0}}
+                | common
+            )
+        else:
+            shapes.append(
+                {"type": "line", "x0": at, "x1": at, "line": {"color": "#e76f51", "dash": "dash"}}
+                | common
+            )
+    return shapes
+
+
+def _outage_section(outages: Sequence[Outage], omitted: int, stats: RunStats) -> str:
+    """Each client's outages as bars on a timeline (the longest-hit clients first,
+    at most :data:`OUTAGE_CLIENTS`), and the outages in numbers."""
+    if not outages and not omitted:
+        return "<p class='note'>no client lost its tunnel or its DTLS channel</p>"
+    rows: list[tuple[str, str]] = []
+    for channel, what, hist in (("tunnel", "tunnel", "outage"), ("dtls", "DTLS", "dtls_outage")):
+        these = [o for o in outages if o.channel == channel]
+        by_end: dict[str, int] = {}
+        for o in these:
+            by_end[o.ended_by] = by_end.get(o.ended_by, 0) + 1
+        rows += [
+            (f"{what} outages", _number(len(these))),
+            (f"{what}: clients hit", _number(len({o.slot for o in these}))),
+            *((f"{what}: ended by {k}", _number(n)) for k, n in sorted(by_end.items())),
+        ]
+        h = stats.histograms.get(hist)
+        if h is not None and h.count:
+            p50, p99 = h.percentiles([50.0, 99.0])
+            rows += [
+                (f"{what}: recovered in, p50", _dur(p50 / 1e6)),
+                (f"{what}: recovered in, p99", _dur(p99 / 1e6)),
+                (f"{what}: recovered in, max", _dur(h.max / 1e6)),
+            ]
+    parts = [_table(None, ((_e(k), _e(v)) for k, v in rows), "kv")]
+    if omitted:
+        parts.append(
+            f"<p class='note'>{omitted:,} outages left out of the chart; outages.csv has"
+            " them all</p>"
+        )
+    total: dict[int, float] = {}
+    for o in outages:
+        total[o.slot] = total.get(o.slot, 0.0) + o.seconds * (1.0 if o.channel == "tunnel" else 0.1)
+    shown = sorted(total, key=lambda s: (-total[s], s))[:OUTAGE_CLIENTS]
+    order = sorted(shown)
+    keep = set(shown)
+    data: list[dict[str, object]] = []
+    dtls = [o for o in outages if o.channel == "dtls" and o.slot in keep]
+    if dtls:  # drawn first, thinner: under the tunnel's own outages
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "DTLS down (data over CSTP)",
+                "base": [o.start for o in dtls],
+                "x": [max(o.seconds, 0.05) for o in dtls],
+                "y": [f"client {o.slot}" for o in dtls],
+                "width": 0.35,
+                "marker": {"color": "#f4a261"},
+                "text": [
+                    f"client {o.slot} (session {o.client}): DTLS down, {o.cause},"
+                    f" {o.seconds:.2f} s, {o.ended_by}" + (f" — {o.detail}" if o.detail else "")
+                    for o in dtls
+                ],
+                "hoverinfo": "text",
+                "textposition": "none",
+            }
+        )
+    for ended, colour in _ENDED_COLOURS.items():
+        these = [
+            o for o in outages if o.channel == "tunnel" and o.ended_by == ended and o.slot in keep
+        ]
+        if not these:
+            continue
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": ended,
+                "base": [o.start for o in these],
+                "x": [max(o.seconds, 0.05) for o in these],
+                "y": [f"client {o.slot}" for o in these],
+                "marker": {"color": colour},
+                "text": [
+                    f"client {o.slot} (session {o.client}): tunnel down, {o.cause},"
+                    f" {o.seconds:.2f} s,"
+                    f" {o.ended_by}" + (f" — {o.detail}" if o.detail else "")
+                    for o in these
+                ],
+                "hoverinfo": "text",
+                "textposition": "none",
+            }
+        )
+    if len(total) > len(shown):
+        parts.append(
+            f"<p class='note'>the chart shows the {len(shown)} clients with the most time"
+            f" down of {len(total):,}</p>"
+        )
+    layout = _layout("Outages per client", "", barmode="overlay", hovermode="closest")
+    layout["yaxis"] = {
+        "type": "category",
+        "automargin": True,
+        "categoryorder": "array",
+        "categoryarray": [f"client {s}" for s in order],
+    }
+    layout["height"] = max(300, min(2400, 18 * len(order) + 120))
+    parts.append(_chart("chart-outages", data, layout))
+    return "".join(parts)
+
+
+def _charts(
+    rows: list[dict[str, float]],
+    events: Sequence[TimelineEntry],
+    shapes: list[dict[str, object]] | None = None,
+) -> str:
     x = [r["second"] for r in rows]
+    marks: dict[str, object] = {"shapes": shapes} if shapes else {}
+    down = any(r.get("sessions_down") for r in rows)
 
     def col(name: str) -> list[float | None]:
         return _clean(r.get(name, math.nan) for r in rows)
@@ -319,8 +467,13 @@ def _charts(rows: list[dict[str, float]], events: Sequence[TimelineEntry]) -> st
             [
                 _line("sessions up", x, col("sessions_up"), line={"shape": "hv"}),
                 _line("DTLS up", x, col("dtls_up"), line={"shape": "hv"}),
+                *(
+                    [_line("clients in an outage", x, col("sessions_down"), line={"shape": "hv"})]
+                    if down
+                    else []
+                ),
             ],
-            _layout("Sessions up", "sessions"),
+            _layout("Sessions up", "sessions", **marks),
         ),
         _chart(
             "chart-rate",
@@ -328,7 +481,7 @@ def _charts(rows: list[dict[str, float]], events: Sequence[TimelineEntry]) -> st
                 {"type": "bar", "name": "setups completed/s", "x": x, "y": col("setups_completed")},
                 _line("sessions started/s", x, col("sessions_started")),
             ],
-            _layout("Setup rate", "per second"),
+            _layout("Setup rate", "per second", **marks),
         ),
         _chart(
             "chart-latency",
@@ -342,6 +495,7 @@ def _charts(rows: list[dict[str, float]], events: Sequence[TimelineEntry]) -> st
                 "Setup time per second (by scheduled start)",
                 "ms",
                 yaxis={"title": {"text": "ms"}, "type": "log"},
+                **marks,
             ),
         ),
     ]
@@ -371,7 +525,13 @@ def _charts(rows: list[dict[str, float]], events: Sequence[TimelineEntry]) -> st
         _chart(
             "chart-errors",
             bars,
-            _layout("Errors and reconnects per second, by cause", "count", barmode="stack", **note),
+            _layout(
+                "Errors and reconnects per second, by cause",
+                "count",
+                barmode="stack",
+                **note,
+                **marks,
+            ),
         )
     )
     parts.append(_events_chart(events))
@@ -435,10 +595,13 @@ def render_html(
     events_omitted: int = 0,
     syslog_omitted: int = 0,
     percentiles: Iterable[float | tuple[str, float]] = (),
+    outages: Sequence[Outage] = (),
+    outages_omitted: int = 0,
 ) -> str:
     """The report page (see the module docstring). ``state``: ``running``, ``completed`` or
     ``interrupted``; ``percentiles``: extra ones for the metrics, as
-    :meth:`RunStats.metrics` takes them."""
+    :meth:`RunStats.metrics` takes them; ``outages``: the clients' outages
+    (``outages_omitted`` more were dropped by the caller)."""
     metrics = stats.metrics(percentiles)
     rows = stats.timeseries_rows()
     name = str(extra.get("name") or extra.get("scenario") or "load run")
@@ -480,7 +643,13 @@ def render_html(
             "<h2>Summary</h2>",
             _summary_tables(stats, metrics),
             "<h2>Charts</h2>",
-            _charts(rows, events) if rows else "<p class='note'>no time series yet</p>",
+            (
+                _charts(rows, events, _fault_shapes(extra.get("faults")))
+                if rows
+                else "<p class='note'>no time series yet</p>"
+            ),
+            "<h2>Outages</h2>",
+            _outage_section(outages, outages_omitted, stats),
             "<h2>Timeline</h2>",
             _timeline_table(events, events_omitted),
             "<h2>Headend syslog</h2>",

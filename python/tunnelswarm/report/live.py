@@ -15,8 +15,10 @@ its own.
   second, and the average since the start), setup time p50/p99 over the run and over the
   last 10 s, the DTLS ratio (DTLS up over sessions up now, and over the run's
   session-seconds), reconnects and errors with their causes (most frequent first) and
-  late/missed starts. When the stream is not a terminal (a CI log, a pipe) each update is
-  one compact line instead::
+  late/missed starts; once a client lost its tunnel, the clients down now (and, in one
+  process, the ones down longest by name) and the outages by cause with their recovery
+  times (:mod:`tunnelswarm.fleet.faults`). When the stream is not a terminal (a CI log,
+  a pipe) each update is one compact line instead::
 
       [  12s/60s 20%] started 120/600  up 118  dtls 99.2%  setups 10/s (avg 9.8/s)
       setup p50 123ms p99 456ms  reconnects 2 (dpd 2)  errors 3 (tls 2, auth 1)  late 0
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -71,6 +73,8 @@ __all__ = ["RECENT_SECONDS", "JsonLinesSink", "LiveConsole", "second_row"]
 RECENT_SECONDS = 10
 #: causes shown by name before "+N more"
 _MAX_CAUSES = 6
+#: clients down shown by name in the panel
+_MAX_DOWN = 5
 _US = 1_000_000
 #: the counters every time-series row starts with (as in :mod:`tunnelswarm.fleet.stats`)
 _ROW_COUNTERS = ("sessions_started", "setups_completed", "errors", "reconnects")
@@ -151,6 +155,19 @@ class _Snapshot:
     missed: int
     reconnects: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    #: clients in an outage now (the ``sessions_down`` gauge) and at most
+    down: float = 0.0
+    down_peak: float = 0.0
+    #: outages begun, by cause; how many ended recovered / lost / unrecovered
+    outages: dict[str, int] = field(default_factory=dict)
+    recovered: int = 0
+    lost: int = 0
+    #: recovered outages' duration p50, p99 (seconds; NaN without any)
+    outage: list[float] = field(default_factory=lambda: [math.nan, math.nan])
+
+    @property
+    def had_outages(self) -> bool:
+        return bool(sum(self.outages.values())) or self.down > 0
 
     @classmethod
     def take(cls, stats: RunStats, now_t: float) -> _Snapshot:
@@ -180,6 +197,12 @@ class _Snapshot:
             missed=stats.counters.get("missed_starts", 0),
             reconnects=dict(stats.families.get("reconnects", {})),
             errors=dict(stats.families.get("errors", {})),
+            down=stats.gauges.get("sessions_down", 0.0),
+            down_peak=stats.gauge_peaks.get("sessions_down", 0.0),
+            outages=dict(stats.families.get("outages", {})),
+            recovered=stats.counters.get("outages_recovered", 0),
+            lost=stats.counters.get("outages_lost", 0),
+            outage=_percentiles(stats.histograms.get("outage"), (50.0, 99.0)),
         )
 
     @property
@@ -239,8 +262,12 @@ class LiveConsole:
         *,
         stream: TextIO | None = None,
         enabled: bool = True,
+        down_clients: Callable[[], list[tuple[int, int, float, str]]] | None = None,
     ) -> None:
         self.plan_description = plan_description
+        #: the clients in an outage now, longest first: ``(slot, session, start, cause)``
+        #: (:meth:`~tunnelswarm.fleet.faults.OutageTracker.open_outages`; one process only)
+        self.down_clients = down_clients
         self.total_planned = total_planned
         self.duration = duration
         self.stream: TextIO = sys.stderr if stream is None else stream
@@ -319,7 +346,27 @@ class LiveConsole:
             f"  reconnects {_total_with_causes(snap.reconnects)}"
             f"  errors {_total_with_causes(snap.errors)}"
             f"  late {snap.late}" + (f" missed {snap.missed}" if snap.missed else "")
+        ) + (f"  {self._outage_text(snap)}" if snap.had_outages else "")
+
+    @staticmethod
+    def _outage_text(snap: _Snapshot) -> str:
+        text = f"down {_num(snap.down)}  outages {_total_with_causes(snap.outages)}"
+        text += f" recovered {snap.recovered}"
+        if snap.recovered:
+            text += f" (p50 {_dur(snap.outage[0])} p99 {_dur(snap.outage[1])})"
+        return text + (f" lost {snap.lost}" if snap.lost else "")
+
+    def _down_text(self, snap: _Snapshot) -> str:
+        """The clients down longest now: ``client 3 12.0s (transport), ...``."""
+        if self.down_clients is None:
+            return ""
+        items = self.down_clients()
+        shown = ", ".join(
+            f"client {slot} {max(0.0, snap.t - start):.1f}s ({cause})"
+            for slot, _session, start, cause in items[:_MAX_DOWN]
         )
+        more = f", +{len(items) - _MAX_DOWN} more" if len(items) > _MAX_DOWN else ""
+        return shown + more
 
     def panel(self, snap: _Snapshot) -> Panel:
         """The terminal form of an update: one panel."""
@@ -359,6 +406,23 @@ class LiveConsole:
         grid.add_row("reconnects", _total_with_causes(snap.reconnects))
         grid.add_row("errors", errors)
         grid.add_row("late starts", f"{snap.late} late, {snap.missed} missed")
+        if snap.had_outages:
+            down = Text(f"{_num(snap.down)} now (peak {_num(snap.down_peak)})")
+            if snap.down:
+                down.stylize("yellow")
+            grid.add_row("clients down", down)
+            if snap.down and (longest := self._down_text(snap)):
+                grid.add_row("  longest", longest)
+            grid.add_row(
+                "outages",
+                f"{_total_with_causes(snap.outages)}; {snap.recovered} recovered"
+                + (
+                    f" (p50 {_dur(snap.outage[0])}, p99 {_dur(snap.outage[1])})"
+                    if snap.recovered
+                    else ""
+                )
+                + (f", {snap.lost} lost" if snap.lost else ""),
+            )
         return Panel(
             Group(grid),
             title=f"tunnelswarm — {self.plan_description}",
@@ -382,7 +446,9 @@ class JsonLinesSink:
         ``setup_p50``/``_p90``/``_p99`` over the run and ``recent_setup_p50``/``_p99``
         over the last :data:`RECENT_SECONDS` s (seconds); ``errors`` and ``reconnects``
         (totals) with ``errors_by_cause`` and ``reconnects_by_cause``; ``late_starts``,
-        ``missed_starts``."""
+        ``missed_starts``; ``sessions_down`` (clients in an outage now), ``outages``
+        with ``outages_by_cause``, ``outages_recovered``, ``outages_lost`` and the
+        recovered outages' ``outage_p50``/``_p99`` (seconds)."""
         snap = _Snapshot.take(stats, now_t)
         return {
             "elapsed": now_t,
@@ -405,6 +471,13 @@ class JsonLinesSink:
             "reconnects_by_cause": dict(sorted(snap.reconnects.items())),
             "late_starts": snap.late,
             "missed_starts": snap.missed,
+            "sessions_down": snap.down,
+            "outages": sum(snap.outages.values()),
+            "outages_by_cause": dict(sorted(snap.outages.items())),
+            "outages_recovered": snap.recovered,
+            "outages_lost": snap.lost,
+            "outage_p50": snap.outage[0],
+            "outage_p99": snap.outage[1],
         }
 
     def update(self, stats: RunStats, now_t: float) -> None:
