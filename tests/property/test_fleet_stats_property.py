@@ -205,3 +205,76 @@ def test_wire_decoder_refuses_cleanly(section: str, value: object, junk: bytes) 
             continue
         back = result
         assert RunStats.from_wire(back.to_wire()).to_wire() == back.to_wire()
+
+
+# ------------------------------------------------------------------ delta wire + merger
+Step = tuple[int, str, int, int]  # (worker, op, second offset back, value)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    workers=st.integers(min_value=1, max_value=3),
+    seconds=st.integers(min_value=1, max_value=12),
+    data=st.data(),
+)
+def test_deltas_through_the_merger_equal_merging_the_whole_stats(
+    workers: int, seconds: int, data: st.DataObject
+) -> None:
+    """Workers record as the engine does -- counters and histograms at any second so far
+    (a setup belongs to the second it was scheduled in), gauges once per second in time
+    order -- and send a delta of what changed at random moments, the whole stats at the
+    end; the merger's stats equal ``RunStats.merged`` of the workers' own at every
+    step."""
+    from tunnelswarm.fleet.stats import StatsMerger
+
+    parts = [RunStats() for _ in range(workers)]
+    merger = StatsMerger()
+    ops = st.tuples(
+        st.integers(min_value=0, max_value=workers - 1),
+        st.sampled_from(["count", "family", "record", "send"]),
+        st.integers(min_value=0, max_value=3),
+        st.integers(min_value=0, max_value=5_000_000),
+    )
+    for now in range(seconds):
+        for w, op, back, value in data.draw(st.lists(ops, max_size=8)):
+            t = max(0, now - back) + 0.5
+            p = parts[w]
+            if op == "count":
+                p.count("sessions_started", value % 5, t=t)
+            elif op == "family":
+                p.count("errors", 1, key=f"c{value % 3}", t=t)
+            elif op == "record":
+                p.record("setup_total", value / 1e6, t=t)
+                p.record("ping_rtt", value / 1e7)
+            else:
+                merger.update(w, p.to_wire(seconds=p.take_dirty()))
+        for w, p in enumerate(parts):
+            if data.draw(st.booleans()):  # a worker may skip a second's sample
+                p.set_gauge("sessions_up", float((now * 7 + w) % 11), t=now)
+            merger.update(w, p.to_wire(seconds=p.take_dirty()))
+        want = RunStats.merged(parts)
+        got = merger.merged()
+        assert got.summary() == want.summary()
+        assert got.timeseries_rows() == want.timeseries_rows()
+    for w, p in enumerate(parts):
+        merger.update(w, p.to_wire())  # the final, whole message
+    assert merger.merged().summary() == RunStats.merged(parts).summary()
+    assert merger.merged().timeseries_csv() == RunStats.merged(parts).timeseries_csv()
+
+
+def test_a_delta_carries_only_the_changed_seconds() -> None:
+    s = RunStats()
+    for t in range(100):
+        s.count("sessions_started", t=t)
+    first = s.take_dirty()
+    assert first == list(range(100))
+    assert s.take_dirty() == []
+    s.count("sessions_started", t=100.5)
+    s.record("setup_total", 0.2, t=3)  # a late setup, attributed to its scheduled second
+    delta = json.loads(s.to_wire(seconds=s.take_dirty()))
+    assert delta["delta"] is True
+    assert sorted(delta["series"]) == ["100", "3"]
+    assert delta["counters"]["sessions_started"] == 101
+    assert len(s.to_wire(seconds=[])) < len(s.to_wire()) / 10
+    assert RunStats.from_wire(s.to_wire(seconds=[3])).partial
+    assert not RunStats.from_wire(s.to_wire()).partial

@@ -63,7 +63,12 @@ flattened by :func:`~tunnelswarm.fleet.thresholds.flatten_metrics`), times in se
   (NaN before any start).
 
 Wire format: UTF-8 JSON ``{"format": "tunnelswarm-runstats", "version": 1, ...}`` with
-each histogram as base64 of :meth:`~tunnelswarm._core.Histogram.to_bytes`. Bytes that are
+each histogram as base64 of :meth:`~tunnelswarm._core.Histogram.to_bytes`. A *delta*
+(``"delta": true``; ``to_wire(seconds=stats.take_dirty())``) carries every total but only
+the buckets that changed, so a worker's message each second does not grow with the run;
+:class:`StatsMerger` applies deltas and keeps the merge of all parts up to date, also at
+a cost that does not grow with the run (its buckets are re-merged only where they
+changed). Bytes that are
 not that (or a version this build does not read) raise a one-line
 :class:`~tunnelswarm.errors.RemoteProtocolError`.
 """
@@ -97,6 +102,7 @@ __all__ = [
     "WIRE_VERSION",
     "RunStats",
     "SecondBucket",
+    "StatsMerger",
 ]
 
 #: setup phases in order; ``setup_{phase}`` histograms
@@ -211,6 +217,10 @@ class RunStats:
         self.gauge_peaks: dict[str, float] = {}
         #: one-second buckets by ``floor(t)``
         self.series: dict[int, SecondBucket] = {}
+        #: seconds whose bucket changed since :meth:`take_dirty`
+        self._dirty: set[int] = set()
+        #: from :meth:`from_wire` of a delta: ``series`` holds only the seconds that changed
+        self.partial = False
 
     # ------------------------------------------------------------------ recording
     def histogram(self, name: str) -> Histogram:
@@ -229,6 +239,18 @@ class RunStats:
             b = self.series[second] = SecondBucket(second)
         return b
 
+    def take_dirty(self) -> list[int]:
+        """The seconds whose bucket changed since the last call (for a delta
+        :meth:`to_wire`), in order."""
+        out = sorted(self._dirty)
+        self._dirty.clear()
+        return out
+
+    def _touch(self, t: float) -> SecondBucket:
+        b = self.bucket(t)
+        self._dirty.add(b.second)
+        return b
+
     def record(self, name: str, seconds: float, *, t: float | None = None) -> None:
         """Record a duration in seconds (as whole microseconds) in histogram ``name``, and
         in the bucket of ``t`` for the :data:`SERIES_HISTOGRAMS`. Out-of-range values are
@@ -243,7 +265,7 @@ class RunStats:
         us = min(max(us, -1), 2**64)  # beyond the range either way: clamped all the same
         self.histogram(name).record(us)
         if t is not None and name in SERIES_HISTOGRAMS:
-            b = self.bucket(t)
+            b = self._touch(t)
             h = b.histograms.get(name)
             if h is None:
                 h = b.histograms[name] = Histogram(*SERIES_LAYOUT)
@@ -268,7 +290,7 @@ class RunStats:
             family = self.families.setdefault(name, {})
             family[key] = family.get(key, 0) + n
         if t is not None:
-            b = self.bucket(t)
+            b = self._touch(t)
             b._add(name, n)
             if key is not None:
                 b._add(f"{name}[{key}]", n)
@@ -282,7 +304,7 @@ class RunStats:
         self.gauges[name] = value
         self.gauge_peaks[name] = max(self.gauge_peaks.get(name, value), value)
         if t is not None:
-            self.bucket(t).gauges[name] = value
+            self._touch(t).gauges[name] = value
 
     # ------------------------------------------------------------------ merging
     def _gauge_samples(self, name: str) -> tuple[list[int], list[float]]:
@@ -348,8 +370,10 @@ class RunStats:
         return total
 
     # ------------------------------------------------------------------ the wire
-    def to_wire(self) -> bytes:
-        """These stats as bytes for another process (:meth:`from_wire`)."""
+    def to_wire(self, seconds: Iterable[int] | None = None) -> bytes:
+        """These stats as bytes for another process (:meth:`from_wire`). With
+        ``seconds`` (e.g. :meth:`take_dirty`) a *delta*: every total, but only those
+        seconds' buckets (:class:`StatsMerger` applies it to what it had)."""
 
         def b64(h: Histogram) -> str:
             return base64.b64encode(h.to_bytes()).decode("ascii")
@@ -367,9 +391,15 @@ class RunStats:
                     "gauges": b.gauges,
                     "histograms": {k: b64(h) for k, h in b.histograms.items()},
                 }
-                for s, b in self.series.items()
+                for s, b in (
+                    self.series.items()
+                    if seconds is None
+                    else ((s, self.series[s]) for s in seconds if s in self.series)
+                )
             },
         }
+        if seconds is not None:
+            doc["delta"] = True
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -387,6 +417,7 @@ class RunStats:
         if version != WIRE_VERSION or isinstance(version, bool):
             raise _wire_error(f"version {version!r} is not supported (this build reads 1)")
         stats = cls()
+        stats.partial = doc.get("delta", False) is True
         for name, text in _obj(doc.get("histograms", {}), "histograms").items():
             stats.histograms[name] = _histogram(text, name)
         for name, n in _obj(doc.get("counters", {}), "counters").items():
@@ -638,3 +669,115 @@ def _histogram(value: object, what: str) -> Histogram:
         return Histogram.from_bytes(raw)
     except RemoteProtocolError as e:
         raise _wire_error(f"histogram {what!r}: {e.reason}") from None
+
+
+# ------------------------------------------------------------------ incremental merge
+class StatsMerger:
+    """The merged stats of several processes, kept up to date from their wire messages at
+    a cost that does not grow with the run's length.
+
+    Each part (a worker) sends, once a second, a delta (:meth:`RunStats.to_wire` with the
+    seconds :meth:`RunStats.take_dirty` names) and at the end its full stats;
+    :meth:`update` applies either to what it had of that part. :meth:`merged` then equals
+    ``RunStats.merged(parts)`` -- the totals are merged afresh (a few dozen histograms and
+    counters), the buckets only for the seconds that changed since the last call. This
+    relies on what the engine does: a part sets its gauges for each second once, in time
+    order, so a changed second never changes a later second's filled-forward level.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[object, RunStats] = {}
+        self._merged = RunStats()
+        self._dirty: set[int] = set()
+
+    def update(self, key: object, data: bytes) -> RunStats:
+        """Apply one wire message of part ``key`` (:class:`RemoteProtocolError` when it is
+        not one; a delta for a part not seen yet starts it); returns the part's stats as
+        they are now."""
+        got = RunStats.from_wire(data)
+        changed = set(got.series)
+        mine = self.parts.get(key)
+        if got.partial:
+            if mine is not None:
+                got.series = {**mine.series, **got.series}
+            got.partial = False
+        elif mine is not None:
+            changed.update(mine.series)  # a whole message may drop seconds it had
+        self._dirty.update(changed)
+        self.parts[key] = got
+        return got
+
+    def set(self, key: object, stats: RunStats) -> None:
+        """Replace part ``key`` by ``stats`` whole."""
+        old = self.parts.get(key)
+        if old is not None:
+            self._dirty.update(old.series)
+        self._dirty.update(stats.series)
+        self.parts[key] = stats
+
+    def merged(self) -> RunStats:
+        """The merge of every part (the same object each time, updated)."""
+        m = self._merged
+        parts = list(self.parts.values())
+        m.histograms, m.counters, m.families, m.gauges = {}, {}, {}, {}
+        for p in parts:
+            for name, h in p.histograms.items():
+                mine = m.histograms.get(name)
+                if mine is None:
+                    m.histograms[name] = h.copy()
+                else:
+                    mine.merge(h)
+            for name, n in p.counters.items():
+                m.counters[name] = m.counters.get(name, 0) + n
+            for name, family in p.families.items():
+                into = m.families.setdefault(name, {})
+                for key, n in family.items():
+                    into[key] = into.get(key, 0) + n
+            for name, v in p.gauges.items():
+                m.gauges[name] = m.gauges.get(name, 0.0) + v
+        for name, v in m.gauges.items():
+            peaks = [p.gauge_peaks.get(name, 0.0) for p in parts]
+            m.gauge_peaks[name] = max(m.gauge_peaks.get(name, v), v, *peaks)
+        for second in sorted(self._dirty):
+            b = self._bucket(parts, second)
+            if b is None:
+                m.series.pop(second, None)
+                continue
+            m.series[second] = b
+            for name, level in b.gauges.items():
+                m.gauge_peaks[name] = max(m.gauge_peaks.get(name, level), level)
+        self._dirty.clear()
+        return m
+
+    @staticmethod
+    def _bucket(parts: list[RunStats], second: int) -> SecondBucket | None:
+        here = [b for p in parts if (b := p.series.get(second)) is not None]
+        if not here:
+            return None
+        out = SecondBucket(second)
+        names: set[str] = set()
+        for b in here:
+            for name, n in b.counters.items():
+                out.counters[name] = out.counters.get(name, 0) + n
+            for name, h in b.histograms.items():
+                mine = out.histograms.get(name)
+                if mine is None:
+                    out.histograms[name] = h.copy()
+                else:
+                    mine.merge(h)
+            names.update(b.gauges)
+        for name in names:
+            out.gauges[name] = sum(_level_at(p, name, second) for p in parts)
+        return out
+
+
+def _level_at(stats: RunStats, name: str, second: int) -> float:
+    """Gauge ``name``'s level at the end of ``second``: its last sample at or before it
+    (0 before the first); the few seconds before are looked at first."""
+    for s in range(second, max(-1, second - 8), -1):
+        b = stats.series.get(s)
+        if b is not None and name in b.gauges:
+            return b.gauges[name]
+    if second - 8 < 0:
+        return 0.0
+    return RunStats._level(stats._gauge_samples(name), second)

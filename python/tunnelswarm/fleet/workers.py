@@ -24,11 +24,14 @@ processes (``multiprocessing``, the "spawn" context). It does no load itself:
    of its own), ``max_concurrency`` split like the slots. A worker with no share (more
    workers than slots) is not started. The workers start their plans together: each says
    it is ready, the coordinator says go.
-3. **The wire.** Each worker sends ``RunStats.to_wire()`` with the end of every second,
-   its timeline entries (when asked) and its engine's lines, over a pipe; at the end its
-   final stats and counts. The coordinator keeps each worker's latest stats and, when
-   every running worker has reported a second, hands :meth:`RunStats.merged` of all of
-   them to ``on_second`` (the live console, ``--json-lines``, the report's checkpoints).
+3. **The wire.** Each worker sends, with the end of every second, a delta of its stats
+   (``RunStats.to_wire`` of the seconds that changed: a message that does not grow with
+   the run), its timeline entries (when asked), its outages and its engine's lines, over
+   a pipe; at the end its whole final stats and counts. The coordinator keeps each
+   worker's stats in a :class:`~tunnelswarm.fleet.stats.StatsMerger` and, when every
+   running worker has reported a second, hands the merge of all of them (re-merged only
+   where something changed) to ``on_second`` (the live console, ``--json-lines``, the
+   report's checkpoints).
    :meth:`Coordinator.result` is one :class:`LoadResult` of the merged stats (thresholds
    are evaluated on it), with ``workers`` and ``lost_workers``.
 4. **Stopping.** SIGINT/SIGTERM to the coordinator (or :meth:`Coordinator.interrupt`):
@@ -78,7 +81,7 @@ from tunnelswarm.fleet.engine import (
 )
 from tunnelswarm.fleet.faults import Fault, Outage
 from tunnelswarm.fleet.plan import ClosedModel, OpenModel
-from tunnelswarm.fleet.stats import RunStats
+from tunnelswarm.fleet.stats import RunStats, StatsMerger
 from tunnelswarm.scenario.run import TimelineEntry
 
 __all__ = ["STOP_EXTRA", "Coordinator", "Share", "default_workers", "split_spec"]
@@ -248,7 +251,7 @@ def _worker_main(
     def on_second(stats: RunStats, t: float) -> None:
         box.flush()
         outages.flush()
-        out.send(("stats", stats.to_wire(), t))
+        out.send(("stats", stats.to_wire(seconds=stats.take_dirty()), t))
 
     engine = LoadEngine(
         share.spec,
@@ -380,6 +383,7 @@ class Coordinator:
         self.url = spec.headend or ""
         self.interrupted = False
         self.workers: list[_Worker] = []
+        self._merger = StatsMerger()
         self._ctx = multiprocessing.get_context("spawn")
         self._mock: tuple[BaseProcess, Connection, Connection] | None = None
         #: the mock's port and certificate, for a restart (--fault headend-restart)
@@ -413,7 +417,7 @@ class Coordinator:
         internal = [tb for f in finals for tb in f["internal_errors"]][:10]
         return LoadResult(
             spec=self.spec,
-            stats=RunStats.merged(w.stats for w in ws),
+            stats=self._merger.merged(),
             headend=self.url,
             started=sum(int(f["started"]) for f in finals)
             + sum(int(w.stats.counters.get("sessions_started", 0)) for w in ws if w.final is None),
@@ -595,7 +599,7 @@ class Coordinator:
         if kind == "ready":
             w.ready = True
         elif kind == "stats":
-            w.stats = RunStats.from_wire(msg[1])
+            w.stats = self._merger.update(w.share.k, msg[1])
             w.t = max(w.t, float(msg[2]))
         elif kind == "events":
             if self.on_event is not None:
@@ -616,7 +620,7 @@ class Coordinator:
             self._say(f"{w.name} failed: {msg[1]}")
         elif kind == "final":
             w.final = msg[1]
-            w.stats = RunStats.from_wire(msg[1]["stats"])
+            w.stats = self._merger.update(w.share.k, msg[1]["stats"])
             w.done = True
 
     def _lose(self, w: _Worker, why: str) -> None:
@@ -636,7 +640,7 @@ class Coordinator:
         t = self._max_t() if final or not running else min(running)
         if t <= self._emitted:
             return
-        merged = RunStats.merged(w.stats for w in self.workers)
+        merged = self._merger.merged()
         second = self._emitted
         while second < t:
             second = min(t, math.floor(second) + 1.0)
