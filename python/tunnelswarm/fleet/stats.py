@@ -320,12 +320,7 @@ class RunStats:
         """Add ``other``'s measurements to these (see the module docstring)."""
         if other is self:
             other = RunStats.from_wire(self.to_wire())
-        for name, h in other.histograms.items():
-            mine = self.histograms.get(name)
-            if mine is None:
-                self.histograms[name] = h.copy()
-            else:
-                mine.merge(h)
+        _add_histograms(self.histograms, other.histograms)
         for name, n in other.counters.items():
             self.count(name, n)
         for name, family in other.families.items():
@@ -342,12 +337,7 @@ class RunStats:
             mb = self.bucket(second)
             for name, n in ob.counters.items():
                 mb._add(name, n)
-            for name, h in ob.histograms.items():
-                mine = mb.histograms.get(name)
-                if mine is None:
-                    mb.histograms[name] = h.copy()
-                else:
-                    mine.merge(h)
+            _add_histograms(mb.histograms, ob.histograms)
         for name, levels in merged_levels.items():
             for second, level in levels.items():
                 self.bucket(second).gauges[name] = level
@@ -721,12 +711,7 @@ class StatsMerger:
         parts = list(self.parts.values())
         m.histograms, m.counters, m.families, m.gauges = {}, {}, {}, {}
         for p in parts:
-            for name, h in p.histograms.items():
-                mine = m.histograms.get(name)
-                if mine is None:
-                    m.histograms[name] = h.copy()
-                else:
-                    mine.merge(h)
+            _add_histograms(m.histograms, p.histograms)
             for name, n in p.counters.items():
                 m.counters[name] = m.counters.get(name, 0) + n
             for name, family in p.families.items():
@@ -759,16 +744,22 @@ class StatsMerger:
         for b in here:
             for name, n in b.counters.items():
                 out.counters[name] = out.counters.get(name, 0) + n
-            for name, h in b.histograms.items():
-                mine = out.histograms.get(name)
-                if mine is None:
-                    out.histograms[name] = h.copy()
-                else:
-                    mine.merge(h)
+            _add_histograms(out.histograms, b.histograms)
             names.update(b.gauges)
         for name in names:
             out.gauges[name] = sum(_level_at(p, name, second) for p in parts)
         return out
+
+
+def _add_histograms(into: dict[str, Histogram], other: dict[str, Histogram]) -> None:
+    """Merge each of ``other``'s histograms into ``into``'s of the same name (a copy
+    when ``into`` has none)."""
+    for name, h in other.items():
+        mine = into.get(name)
+        if mine is None:
+            into[name] = h.copy()
+        else:
+            mine.merge(h)
 
 
 def _level_at(stats: RunStats, name: str, second: int) -> float:
