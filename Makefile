@@ -69,6 +69,8 @@ bench: build
 	$(BIN)/python benches/bench_dtls_vs_openssl.py
 	$(BIN)/python benches/bench_mock_asa_capacity.py
 	$(BIN)/python benches/bench_client_scale.py
+	$(BIN)/python benches/bench_datapath_pps.py
+	$(BIN)/python benches/bench_setup_cost.py
 
 # One mock ASA process on one core holding 10,000 sessions (CSTP + DTLS, DPD/keepalive).
 bench-capacity: build
