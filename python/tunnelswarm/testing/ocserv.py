@@ -27,6 +27,12 @@ Theory of operation
    ``__exit__``, on any startup failure, and at interpreter exit) sends SIGTERM to the
    ocserv main process, SIGKILLs whatever still lives in the namespace (everything in it
    is ours), then deletes the namespace and the host-side veth.
+   :meth:`OcservInstance.restart` is a crash and a cold start in place: SIGKILL to the
+   main process and to everything in the namespace (sec-mod and every worker, so each
+   client's TCP connection is closed by the kernel without a word from ocserv), an
+   optional ``down`` time with nothing listening, then step 4 again with the same
+   ``ocserv.conf`` in the same namespace — same URL, same pin, a new :attr:`pid`. The
+   new ocserv remembers no session: a client reconnecting with its old cookie is refused.
 
 ocserv's workers run as ``nobody`` and connect to the sec-mod socket by path, so the
 directory holding ``socket-file`` must be traversable by others and its path short
@@ -87,6 +93,7 @@ NET_PREFIX = "10.213"
 SLOTS = 64  # /30 subnets per third octet
 LOG_TAIL_LINES = 30
 STOP_GRACE = 10.0
+CONF_NAME = "ocserv.conf"
 
 # Debian's default: TLS 1.2 only (GnuTLS priority string).
 DEFAULT_TLS_PRIORITIES = (
@@ -546,6 +553,31 @@ class _Resources:
         if leftovers:
             problems.append(f"processes survived SIGKILL in {self.netns}: {leftovers}")
 
+    def kill_processes(self, problems: list[str]) -> None:
+        """SIGKILL the ocserv main process and everything in the namespace (a crash)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        if self.netns is not None:
+            # the main process is dead (or dying): nothing forks new workers any more
+            for _ in range(3):
+                pids = _netns_pids(self.netns)
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                _wait_gone(pids, 3.0)
+            leftovers = [p for p in _netns_pids(self.netns) if _proc_alive(p)]
+            if leftovers:
+                problems.append(f"processes survived SIGKILL in {self.netns}: {leftovers}")
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                problems.append(f"ocserv main {proc.pid} survived SIGKILL")
+
 
 _LIVE: dict[int, _Resources] = {}
 
@@ -617,6 +649,49 @@ class OcservInstance:
     def stop(self) -> None:
         """Stop ocserv and remove the namespace and veth; safe to call repeatedly."""
         self._res.cleanup()
+
+    def restart(self, down: float = 0.0, *, wait: float = 15.0) -> None:
+        """Crash ocserv and start it again in the same namespace with the same config.
+
+        SIGKILL goes to the main process and to everything else in the namespace (sec-mod,
+        every worker: each client's TCP connection is closed by the kernel, nobody is
+        told); the namespace, veth, certificates, password file and ``ocserv.conf`` stay,
+        so :attr:`url` and :attr:`pin` do not change. After ``down`` seconds without a
+        listener ocserv is started again and this returns once it listens (the checks of
+        :func:`start_ocserv`, ``wait`` seconds at most); :attr:`pid` is the new main
+        process. The new ocserv knows none of the old sessions or cookies. Raises
+        ``RuntimeError`` after :meth:`stop` or when ocserv does not come back (it is then
+        stopped by the next :meth:`stop` as usual).
+        """
+        res = self._res
+        with res.lock:
+            if res.done or res.netns is None or res.logfile is None:
+                raise RuntimeError("ocserv restart after stop()")
+            problems: list[str] = []
+            res.kill_processes(problems)
+            if problems:
+                raise RuntimeError("ocserv restart: " + "; ".join(problems))
+            if down > 0:
+                time.sleep(down)
+            proc = _launch(
+                res,
+                res.netns,
+                self.workdir / CONF_NAME,
+                self.config,
+                self.host,
+                self.occtl_socket,
+                wait,
+                f"restart (down {down:g} s)",
+            )
+            self.pid = proc.pid
+        self._settle()
+
+    def _settle(self) -> None:
+        # The readiness probe connection shows up as a "pre-auth" entry in `occtl show
+        # users` for ~0.1 s; let it go so that callers start from an empty user list.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and self.show_users():
+            time.sleep(0.05)
 
     def __enter__(self) -> OcservInstance:
         return self
@@ -832,7 +907,7 @@ def _start(
         "DPD": str(config.dpd),
         "POOL": str(pool),
     }
-    conf = workdir / "ocserv.conf"
+    conf = workdir / CONF_NAME
     conf.write_text(_render_config(values, config))
     check = _run(["ocserv", "-t", "-c", str(conf)], check=False, timeout=30)
     if check.returncode != 0:
@@ -842,56 +917,9 @@ def _start(
         )
 
     occtl_socket = rundir / "occtl.sock"
-    for stale in (occtl_socket, rundir / "ocserv.pid"):
-        stale.unlink(missing_ok=True)
     log_path = workdir / "ocserv.log"
     res.logfile = open(log_path, "ab")  # noqa: SIM115 - closed by _Resources.cleanup
-    res.logfile.write(f"=== tunnelswarm start {datetime.datetime.now(datetime.UTC)}\n".encode())
-    res.logfile.flush()
-    res.proc = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            slot.netns,
-            "ocserv",
-            "-f",
-            "-d",
-            str(config.debug),
-            "-c",
-            str(conf),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=res.logfile,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    proc = res.proc
-
-    deadline = time.monotonic() + wait
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"ocserv exited during startup (exit {proc.returncode}); last log lines:\n"
-                + _tail(log_path)
-            )
-        if occtl_socket.exists() and _listening(slot.netns, config.port, config.udp):
-            break
-        if time.monotonic() >= deadline:
-            raise RuntimeError(
-                f"ocserv not listening on {host}:{config.port} after {wait}s; last log lines:\n"
-                + _tail(log_path)
-            )
-        time.sleep(0.05)
-
-    try:
-        with socket.create_connection((host, config.port), timeout=max(1.0, wait / 3)):
-            pass
-    except OSError as exc:
-        raise RuntimeError(
-            f"ocserv listens in {slot.netns} but {host}:{config.port} is unreachable "
-            f"from the host: {exc}"
-        ) from exc
+    proc = _launch(res, slot.netns, conf, config, host, occtl_socket, wait, "start")
 
     inst = OcservInstance(
         namespace=slot.netns,
@@ -912,9 +940,64 @@ def _start(
         config=config,
         _res=res,
     )
-    # The probe connection shows up as a "pre-auth" entry in `occtl show users` for
-    # ~0.1 s; let it go so that callers start from an empty user list.
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline and inst.show_users():
-        time.sleep(0.05)
+    inst._settle()
     return inst
+
+
+def _launch(
+    res: _Resources,
+    netns: str,
+    conf: Path,
+    config: OcservConfig,
+    host: str,
+    occtl_socket: Path,
+    wait: float,
+    what: str,
+) -> subprocess.Popen[bytes]:
+    """Run ocserv in ``netns`` (``res.proc``) and return it once it listens and is reachable.
+
+    Stale socket and pid files of an earlier run are removed first, so the occtl socket's
+    existence means *this* ocserv made it. Used by :func:`start_ocserv` and
+    :meth:`OcservInstance.restart`; ``res.logfile`` must be open.
+    """
+    assert res.logfile is not None
+    rundir = occtl_socket.parent
+    for stale in (occtl_socket, rundir / "ocserv.pid", *rundir.glob("ocserv.sock*")):
+        stale.unlink(missing_ok=True)
+    log_path = Path(res.logfile.name)
+    res.logfile.write(f"=== tunnelswarm {what} {datetime.datetime.now(datetime.UTC)}\n".encode())
+    res.logfile.flush()
+    res.proc = subprocess.Popen(
+        ["ip", "netns", "exec", netns, "ocserv", "-f", "-d", str(config.debug), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=res.logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proc = res.proc
+
+    deadline = time.monotonic() + wait
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"ocserv exited during {what} (exit {proc.returncode}); last log lines:\n"
+                + _tail(log_path)
+            )
+        if occtl_socket.exists() and _listening(netns, config.port, config.udp):
+            break
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"ocserv not listening on {host}:{config.port} after {wait}s; last log lines:\n"
+                + _tail(log_path)
+            )
+        time.sleep(0.05)
+
+    try:
+        with socket.create_connection((host, config.port), timeout=max(1.0, wait / 3)):
+            pass
+    except OSError as exc:
+        raise RuntimeError(
+            f"ocserv listens in {netns} but {host}:{config.port} is unreachable "
+            f"from the host: {exc}"
+        ) from exc
+    return proc
