@@ -37,6 +37,7 @@ def test_exit_codes_are_distinct_and_documented() -> None:
     ("text", "metric", "key", "op", "limit", "unit", "base", "percentile"),
     [
         ("setup_p99<500ms", "setup_p99", None, "<", 0.5, "ms", "setup", 99.0),
+        ("dpd_rtt_p50<=250us", "dpd_rtt_p50", None, "<=", 0.00025, "us", "dpd_rtt", 50.0),
         ("dtls_ratio>0.99", "dtls_ratio", None, ">", 0.99, None, "dtls_ratio", None),
         ("errors==0", "errors", None, "==", 0.0, None, "errors", None),
         ("reconnects[dpd]<=3", "reconnects", "dpd", "<=", 3.0, None, "reconnects", None),

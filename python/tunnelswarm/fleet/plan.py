@@ -109,7 +109,7 @@ __all__ = [
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # ------------------------------------------------------------------ durations and rates
-_DURATION_RE: Final = re.compile(r"\s*[-+]?[0-9]+(?:\.[0-9]+)?\s*(?:ms|s|m|h)?\s*")
+_DURATION_RE: Final = re.compile(r"\s*[-+]?[0-9]+(?:\.[0-9]+)?\s*(?:us|ms|s|m|h)?\s*")
 _RATE_RE: Final = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?\s*[kM]?)\s*(?:/\s*(s|sec|m|min|h|hour))?\s*")
 _PER: Final[dict[str, float]] = {
     "s": 1.0,

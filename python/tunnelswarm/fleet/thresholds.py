@@ -12,7 +12,7 @@ scenario file::
 number by one operator (``<``, ``<=``, ``==``, ``!=``, ``>=``, ``>``); spaces are allowed
 around the operator. The language is that of the scenario file's ``[[expect]]`` checks
 (:mod:`tunnelswarm.scenario.expect`), less the bracketed ``lo <= metric <= hi`` form (write
-two thresholds). Numbers take the same units: ``500ms``, ``2s``, ``1m`` are seconds,
+two thresholds). Numbers take the same units: ``250us``, ``500ms``, ``2s``, ``1m`` are seconds,
 ``1.5k``/``2M`` multiply by 10³/10⁶, ``99%`` is 0.99. So time metrics are in seconds and
 ratios between 0 and 1.
 
@@ -90,7 +90,7 @@ _THRESHOLD_RE: Final = re.compile(
     r"\s*(?P<base>[a-z_][a-z0-9_]*?)(?:_p(?P<pct>[0-9]+(?:\.[0-9]+)?))?"
     r"(?:\[(?P<key>[A-Za-z0-9_.:-]+)\])?"
     r"\s*(?P<op><=|>=|==|!=|<|>)\s*"
-    r"(?P<num>[-+]?[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|m|h|k|M|%)?\s*"
+    r"(?P<num>[-+]?[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>us|ms|s|m|h|k|M|%)?\s*"
 )
 
 

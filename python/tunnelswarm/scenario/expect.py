@@ -57,10 +57,11 @@ OPS: Final[dict[str, Callable[[float, float], bool]]] = {
 }
 _OP_RE = r"(<=|>=|==|!=|<|>)"
 _NAME_RE = r"([a-z_][a-z0-9_]*)(?:\[([A-Za-z0-9_.:-]+)\])?"
-_NUM_RE = r"([-+]?[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|k|M|%)?)"
+_NUM_RE = r"([-+]?[0-9]+(?:\.[0-9]+)?(?:us|ms|s|m|h|k|M|%)?)"
 _SIMPLE = re.compile(rf"^\s*{_NAME_RE}\s*{_OP_RE}\s*{_NUM_RE}\s*$")
 _RANGE = re.compile(rf"^\s*{_NUM_RE}\s*(<=|<)\s*{_NAME_RE}\s*(<=|<)\s*{_NUM_RE}\s*$")
 _UNITS: dict[str, float] = {
+    "us": 1e-6,
     "ms": 0.001,
     "s": 1.0,
     "m": 60.0,
@@ -72,10 +73,11 @@ _UNITS: dict[str, float] = {
 
 
 def parse_number(text: str) -> float:
-    """``"30s"`` → 30.0, ``"500ms"`` → 0.5, ``"2m"`` → 120.0, ``"99%"`` → 0.99, ``"3"`` → 3.0."""
-    m = re.fullmatch(r"\s*([-+]?[0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|k|M|%)?\s*", text)
+    """``"30s"`` → 30.0, ``"500ms"`` → 0.5, ``"250us"`` → 0.00025, ``"2m"`` → 120.0,
+    ``"99%"`` → 0.99, ``"3"`` → 3.0."""
+    m = re.fullmatch(r"\s*([-+]?[0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|m|h|k|M|%)?\s*", text)
     if m is None:
-        raise ConfigError(f"{text!r} is not a number (units: ms s m h k M %)")
+        raise ConfigError(f"{text!r} is not a number (units: us ms s m h k M %)")
     value = float(m.group(1))
     return value * _UNITS[m.group(2)] if m.group(2) else value
 
