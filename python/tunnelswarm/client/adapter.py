@@ -23,7 +23,8 @@ Nothing here parses IP: Python only moves bytes
 (house rule 5).
 
 Ephemeral TCP ports (:meth:`VirtualAdapter.allocate_port`) and initial sequence numbers
-(:attr:`VirtualAdapter.rng`) come from a seeded ``random.Random`` (house rule 6).
+(:attr:`VirtualAdapter.rng`) come from a seeded ``random.Random`` (house rule 6), made on
+first use (an adapter that runs no flow never pays for one).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class PingReport:
         return int(self.stats.get("received") or 0)
 
 
-@dataclass
+@dataclass(slots=True)
 class AdapterCounters:
     rx_packets: int = 0
     rx_bytes: int = 0
@@ -108,21 +109,56 @@ class AdapterCounters:
 
 
 class VirtualAdapter:
-    """Delivers tunnel packets to the attached taps; sends their packets into the tunnel."""
+    """Delivers tunnel packets to the attached taps; sends their packets into the tunnel.
+
+    Memory: one adapter per emulated client, so it keeps ``__slots__`` and creates its
+    reassembler and its ``random.Random`` (~2.5 KiB) on first use only; what they
+    produce is the same as if they had been made in ``__init__``.
+    """
+
+    __slots__ = (
+        "_next_port",
+        "_ports",
+        "_reassembler",
+        "_rng",
+        "_seed",
+        "_send",
+        "_taps",
+        "address",
+        "counters",
+        "mtu",
+    )
 
     def __init__(self, send: Callable[[bytes], Awaitable[bool]], *, seed: int = 0) -> None:
         self._send = send
         self.mtu = 0
         self.address: str | None = None
         self.counters = AdapterCounters()
-        #: IPv4 reassembly of the packets from the headend (default limits: 30 s, 64
-        #: datagrams, 128 fragments each); ``reassembler.stats()`` has its drop counters
-        self.reassembler = Reassembler()
-        #: seeded randomness of the flows on this adapter (source ports, ISNs)
-        self.rng = random.Random(seed)
+        self._reassembler: Reassembler | None = None
+        self._seed = seed
+        self._rng: random.Random | None = None
         self._taps: list[tuple[PacketTap[TapVerdict], trio.MemorySendChannel[Any]]] = []
         self._ports: set[int] = set()
-        self._next_port = EPHEMERAL_PORTS.start + self.rng.randrange(len(EPHEMERAL_PORTS))
+        self._next_port = 0  # set with the rng (its first draw)
+
+    @property
+    def reassembler(self) -> Reassembler:
+        """IPv4 reassembly of the packets from the headend (default limits: 30 s, 64
+        datagrams, 128 fragments each); ``reassembler.stats()`` has its drop counters."""
+        r = self._reassembler
+        if r is None:
+            r = self._reassembler = Reassembler()
+        return r
+
+    @property
+    def rng(self) -> random.Random:
+        """Seeded randomness of the flows on this adapter (source ports, ISNs)."""
+        return self._rng if self._rng is not None else self._make_rng()
+
+    def _make_rng(self) -> random.Random:
+        rng = self._rng = random.Random(self._seed)
+        self._next_port = EPHEMERAL_PORTS.start + rng.randrange(len(EPHEMERAL_PORTS))
+        return rng
 
     def configure(self, *, mtu: int, address: str | None) -> None:
         self.mtu = mtu
@@ -147,6 +183,8 @@ class VirtualAdapter:
         """A free ephemeral source port (49152..65535) for a flow; :meth:`release_port`
         it afterwards. LocalProtocolError when all are taken."""
         span = len(EPHEMERAL_PORTS)
+        if self._rng is None:
+            self._make_rng()  # the first port is the rng's first draw
         for _ in range(span):
             port = self._next_port
             self._next_port = EPHEMERAL_PORTS.start + (port + 1 - EPHEMERAL_PORTS.start) % span

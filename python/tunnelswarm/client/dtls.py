@@ -117,18 +117,21 @@ def plan_dtls(
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class DtlsCounters:
     attempts: int = 0
     established: int = 0
     handshake_failures: int = 0
     dead_peer: int = 0
+    #: data packets (inner IP packets) sent / received over DTLS, and their bytes
     tx_packets: int = 0
     rx_packets: int = 0
+    tx_bytes: int = 0
+    rx_bytes: int = 0
     dropped_impaired: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class DtlsChannel:
     """One CSTP connection's DTLS: attempts, the UDP socket, the data path."""
 
@@ -144,6 +147,9 @@ class DtlsChannel:
     #: an attempt ended without the channel coming up (the reason)
     on_fail: Callable[[str], None] | None = None
     opener: DatagramOpener = udp_opener
+    #: the round trip (seconds) of each answered DPD request this channel sent (its DPD
+    #: timer or :meth:`dpd_round_trip`); one pending at a time, a newer one replaces it
+    on_dpd_rtt: Callable[[float], None] | None = None
     counters: DtlsCounters = field(default_factory=DtlsCounters)
     conn: DtlsConnection | None = None
     sock: DatagramChannel | None = None
@@ -152,6 +158,8 @@ class DtlsChannel:
     state_changed: trio.Event = field(default_factory=trio.Event)
     dpd_responses: int = 0
     _dpd_waiters: list[trio.Event] = field(default_factory=list)
+    #: Trio time the pending DPD request was sent on the current connection (or None)
+    _dpd_sent: float | None = None
 
     def _new_connection(self) -> DtlsConnection:
         p = self.plan
@@ -214,6 +222,7 @@ class DtlsChannel:
         except OSError as e:
             return f"cannot open UDP to {p.host}:{p.port}: {e.strerror or e}"
         self.conn, self.sock = conn, sock
+        self._dpd_sent = None
         try:
             self.log.info("DTLS: handshake %s %s to %s:%d", p.mode, p.cipher, p.host, p.port)
             async with trio.open_nursery() as nursery:
@@ -246,8 +255,10 @@ class DtlsChannel:
         for ev in events:
             k = ev.kind
             if k == "data":
+                payload = ev.payload
                 self.counters.rx_packets += 1
-                self.deliver(ev.payload)
+                self.counters.rx_bytes += len(payload)
+                self.deliver(payload)
             elif k == "connected":
                 self.up = True
                 self.counters.established += 1
@@ -257,6 +268,9 @@ class DtlsChannel:
                 self._changed()
             elif k == "dpd-response":
                 self.dpd_responses += 1
+                sent, self._dpd_sent = self._dpd_sent, None
+                if sent is not None and self.on_dpd_rtt is not None:
+                    self.on_dpd_rtt(trio.current_time() - sent)
                 waiters, self._dpd_waiters = self._dpd_waiters, []
                 for w in waiters:
                     w.set()
@@ -291,7 +305,13 @@ class DtlsChannel:
         while True:
             deadline = conn.next_deadline()
             await trio.sleep_until(math.inf if deadline is None else deadline / 1_000_000)
-            conn.handle_timeout(now_us())
+            if self.on_dpd_rtt is None:
+                conn.handle_timeout(now_us())
+            else:
+                sent = conn.stats()["dpd_requests_out"]
+                conn.handle_timeout(now_us())
+                if conn.stats()["dpd_requests_out"] != sent:  # the DPD timer sent one
+                    self._dpd_sent = trio.current_time()
             await self._flush(conn, sock)
             if (r := self._dispatch(conn, conn.poll_events())) is not None:
                 finish(r)
@@ -307,6 +327,7 @@ class DtlsChannel:
         except TunnelswarmError:
             return False
         self.counters.tx_packets += 1
+        self.counters.tx_bytes += len(packet)
         await self._flush(conn, sock)
         return True
 
@@ -318,6 +339,7 @@ class DtlsChannel:
         done = trio.Event()
         self._dpd_waiters.append(done)
         conn.send_control(now_us(), 0x03, payload)
+        self._dpd_sent = trio.current_time()
         await self._flush(conn, sock)
         with trio.move_on_after(timeout):
             await done.wait()

@@ -13,7 +13,8 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
   reconnect after them, §4.3);
 * a timer task sleeps until the core's ``next_deadline()`` and calls
   ``handle_timeout`` (§7.1 keepalive and DPD); ``peer-dead`` or a lost TLS connection
-  start a reconnect;
+  start a reconnect (the same task also serves the MTU policy's deadline, below: one
+  sleeping task per session, not two);
 * reconnect (§7.4): new TCP + TLS + the same CONNECT with the same cookie and
   ``X-DTLS-Master-Secret`` plus ``X-CSTP-Address`` of the first session; retries after
   10, 20, … 100 s until ``--reconnect-timeout`` is spent; ``401`` ends the session
@@ -29,8 +30,9 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
   timers (``ClientOptions.dtls_handshake_timeout``/``dtls_attempt_period`` override
   them) and the MTU policy (:mod:`tunnelswarm.client.policy`). Every CONNECT answer and
   every DTLS up/down goes to the policy, whose :class:`ApplyMtu` sets the virtual
-  adapter's MTU; a fourth task sleeps until the policy's next deadline and asks it what
-  that means. A :class:`Reconnect` (AnyConnect: DTLS not up by ``dtls_give_up`` and
+  adapter's MTU; the timer task also sleeps until the policy's next deadline (or until
+  the policy is woken by a CONNECT or DTLS change) and asks it what that means. A
+  :class:`Reconnect` (AnyConnect: DTLS not up by ``dtls_give_up`` and
   X-CSTP-MTU below the adapter MTU) logs the agent's lines at INFO ("Reconfigure reason
   code 16: New MTU configuration." …) and leaves the tunnel with cause ``mtu``: the
   ordinary reconnect path follows (same cookie, the headend resumes the session).
@@ -43,6 +45,10 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
   ``connect`` (CONNECT answered 200, tunnel up), ``dtls`` (a DTLS channel came up). A
   reconnect reports ``tcp``, ``tls``, ``connect`` (and ``dtls``) again; the load engine
   takes the first of each as the setup's phases (:mod:`tunnelswarm.fleet.engine`).
+* Observables for the load engine: :meth:`ClientSession.channel_counters` (data packets
+  and bytes per channel over the session's life, :class:`ChannelCounters`) and the
+  ``on_sample(name, seconds)`` callback (DPD round trips per channel, :data:`SAMPLES`;
+  :func:`open_client`).
 
 On exit the client sends DISCONNECT ``b0`` (user requested, which also logs the cookie
 out on ocserv, §4.3) and closes TLS. A terminal failure of the background task (server
@@ -54,6 +60,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import socket
 import ssl
@@ -103,10 +110,12 @@ from tunnelswarm.http.client import CookieJar, HttpConnection, HttpResponse
 
 __all__ = [
     "PHASES",
+    "ChannelCounters",
     "ClientOptions",
     "ClientSession",
     "EventKind",
     "PhaseCallback",
+    "SampleCallback",
     "SessionEvent",
     "Target",
     "open_client",
@@ -198,6 +207,36 @@ MAX_EVENTS = 1024
 PHASES = ("tcp", "tls", "auth", "connect", "dtls")
 #: ``on_phase(name, t)``: phase ``name`` (one of :data:`PHASES`) ended at Trio time ``t``
 PhaseCallback = Callable[[str, float], None]
+#: ``on_sample(name, seconds)``: one measurement, ``name`` one of :data:`SAMPLES`
+SampleCallback = Callable[[str, float], None]
+#: the samples ``on_sample`` reports: the round trip of a DPD request this client sent on
+#: the CSTP channel, or on the DTLS channel, until its answer (Trio seconds)
+SAMPLES = ("dpd_rtt_cstp", "dpd_rtt_dtls")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCounters:
+    """Data packets carried by each channel over a session's whole life, every
+    reconnected tunnel and every DTLS channel included (:meth:`ClientSession.channel_counters`).
+
+    A *packet* is one inner IP packet (the virtual adapter's unit): on CSTP one DATA frame
+    (protocol.md §4.2), on DTLS one data record (payload type 00, §5.5). The *bytes* are
+    the inner packets' lengths: no CSTP header, DTLS record header, MAC or padding, and no
+    TLS or UDP/IP overhead. ``tx`` counts packets the core accepted for sending on that
+    channel; ``rx`` counts packets received on it, before the adapter's MTU check (an
+    oversize packet the adapter then drops is counted here and in its
+    ``rx_dropped_oversize``). Control frames — DPD requests and responses, keepalives,
+    DISCONNECT, TERMINATE — are not counted.
+    """
+
+    cstp_tx_packets: int = 0
+    cstp_rx_packets: int = 0
+    cstp_tx_bytes: int = 0
+    cstp_rx_bytes: int = 0
+    dtls_tx_packets: int = 0
+    dtls_rx_packets: int = 0
+    dtls_tx_bytes: int = 0
+    dtls_rx_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +274,61 @@ def _ca_bundle(options: ClientOptions) -> bytes | None:
 
 
 class ClientSession:
-    """State and behaviour of one emulated client. Use :func:`open_client`."""
+    """State and behaviour of one emulated client. Use :func:`open_client`.
+
+    Memory: a load run holds thousands of these, so the class has ``__slots__`` and
+    keeps no ``random.Random`` (~2.5 KiB): its draws (the DTLS master secret, then one
+    32-byte DTLS seed per attempt) are replayed from the seed when needed
+    (:meth:`_draw_dtls_seed`), the same bytes a kept generator would give.
+    """
+
+    __slots__ = (
+        "_ca_pem",
+        "_cstp_dpd_sent",
+        "_datagram_opener",
+        "_dpd_waiters",
+        "_dtls_done",
+        "_dtls_seeds",
+        "_http",
+        "_on_event",
+        "_on_phase",
+        "_on_sample",
+        "_opener",
+        "_policy_wake",
+        "_reconnect_cause",
+        "_seed",
+        "_stream",
+        "_tunnel_up",
+        "adapter",
+        "auth_log",
+        "base_mtu",
+        "closing",
+        "connected",
+        "cookie",
+        "cookies",
+        "dtls",
+        "dtls_retry",
+        "events",
+        "failure",
+        "first_params",
+        "impairments",
+        "log",
+        "master_secret",
+        "mtu_policy",
+        "options",
+        "params",
+        "reconnects",
+        "reconnects_by_cause",
+        "requested_mtu",
+        "rx_cstp_bytes",
+        "rx_cstp_packets",
+        "server_pin",
+        "target",
+        "tls_cipher",
+        "tls_version",
+        "tx_cstp_bytes",
+        "tx_cstp_packets",
+    )
 
     def __init__(
         self,
@@ -247,6 +340,7 @@ class ClientSession:
         datagram_opener: DatagramOpener | None = None,
         on_event: Callable[[SessionEvent], None] | None = None,
         on_phase: PhaseCallback | None = None,
+        on_sample: SampleCallback | None = None,
     ) -> None:
         for pin in options.servercert:
             if not pin.startswith("pin-sha256:"):
@@ -256,13 +350,17 @@ class ClientSession:
         self.log = log or logging.getLogger("tunnelswarm.client")
         self._opener = opener or tcp_opener
         self._datagram_opener = datagram_opener or udp_opener
-        self._rng = random.Random(options.seed)
+        #: the seed of this client's draws (an unseeded client draws one from the OS)
+        self._seed = (
+            options.seed if options.seed is not None else int.from_bytes(os.urandom(32), "big")
+        )
+        self._dtls_seeds = 0  # DTLS seeds drawn so far (after the master secret)
         self._ca_pem = None if (options.servercert or options.insecure) else _ca_bundle(options)
         self.cookies = CookieJar()
         self.cookie: str | None = options.cookie
         #: (method, path, status) of every login request, for reports and tests
         self.auth_log: list[tuple[str, str, int]] = []
-        self.master_secret = self._rng.randbytes(48).hex().upper()
+        self.master_secret = random.Random(self._seed).randbytes(48).hex().upper()
         self.params: TunnelParams | None = None
         self.first_params: TunnelParams | None = None
         self.base_mtu = 0
@@ -283,8 +381,15 @@ class ClientSession:
         self.impairments = impairments or Impairments()
         #: the DTLS channel of the current CSTP connection, if DTLS was offered
         self.dtls: DtlsChannel | None = None
+        #: data packets and their bytes over CSTP, all tunnels (see :class:`ChannelCounters`)
         self.tx_cstp_packets = 0
         self.rx_cstp_packets = 0
+        self.tx_cstp_bytes = 0
+        self.rx_cstp_bytes = 0
+        #: DTLS data counters of the channels already replaced: (tx, rx, tx bytes, rx bytes)
+        self._dtls_done = (0, 0, 0, 0)
+        #: Trio time the pending CSTP DPD request was sent (None: none pending)
+        self._cstp_dpd_sent: float | None = None
         prof = options.profile
         #: DTLS attempt timing: the profile's, unless the options override it
         self.dtls_retry = DtlsRetryPolicy(
@@ -308,6 +413,7 @@ class ClientSession:
         self.events: deque[SessionEvent] = deque(maxlen=MAX_EVENTS)
         self._on_event = on_event
         self._on_phase = on_phase
+        self._on_sample = on_sample
         self._policy_wake = trio.Event()
         self._reconnect_cause: str | None = None
 
@@ -332,6 +438,63 @@ class ClientSession:
             self.log.debug("adapter MTU %d (%s)", action.mtu, action.reason)
         else:
             self.log.info("adapter MTU %d (%s)", action.mtu, action.reason)
+
+    def _draw_dtls_seed(self) -> bytes:
+        """The next 32-byte DTLS seed: ``Random(seed)``'s draws after the master secret."""
+        rng = random.Random(self._seed)
+        rng.getrandbits(48 * 8)  # the master secret (randbytes(n) is getrandbits(8n))
+        for _ in range(self._dtls_seeds):
+            rng.getrandbits(32 * 8)
+        self._dtls_seeds += 1
+        return rng.randbytes(32)
+
+    # ------------------------------------------------------------------ observables
+    def channel_counters(self) -> ChannelCounters:
+        """Data packets and bytes per channel so far, over the whole session (all its
+        tunnels and DTLS channels); what exactly is counted: :class:`ChannelCounters`."""
+        tx, rx, txb, rxb = self._dtls_done
+        ch = self.dtls
+        if ch is not None:
+            c = ch.counters
+            tx, rx, txb, rxb = (
+                tx + c.tx_packets,
+                rx + c.rx_packets,
+                txb + c.tx_bytes,
+                rxb + c.rx_bytes,
+            )
+        return ChannelCounters(
+            cstp_tx_packets=self.tx_cstp_packets,
+            cstp_rx_packets=self.rx_cstp_packets,
+            cstp_tx_bytes=self.tx_cstp_bytes,
+            cstp_rx_bytes=self.rx_cstp_bytes,
+            dtls_tx_packets=tx,
+            dtls_rx_packets=rx,
+            dtls_tx_bytes=txb,
+            dtls_rx_bytes=rxb,
+        )
+
+    def _retire_dtls(self) -> None:
+        """The DTLS channel is replaced (or gone): keep its counters in the session's."""
+        ch, self.dtls = self.dtls, None
+        if ch is not None:
+            c = ch.counters
+            tx, rx, txb, rxb = self._dtls_done
+            self._dtls_done = (
+                tx + c.tx_packets,
+                rx + c.rx_packets,
+                txb + c.tx_bytes,
+                rxb + c.rx_bytes,
+            )
+
+    def _sample(self, name: str, value: float) -> None:
+        if self._on_sample is not None:
+            self._on_sample(name, value)
+
+    def _cstp_dpd_answered(self) -> None:
+        """A CSTP DPD response arrived: a sample if this client has a request pending."""
+        sent, self._cstp_dpd_sent = self._cstp_dpd_sent, None
+        if sent is not None:
+            self._sample("dpd_rtt_cstp", trio.current_time() - sent)
 
     def _wake_policy(self) -> None:
         """The policy's deadline may have moved: wake its timer task."""
@@ -675,6 +838,8 @@ class ClientSession:
             raise
         self._stream = stream
         self._tunnel_up = True
+        self._cstp_dpd_sent = None  # a new connection: nothing of this client pending on it
+        self._retire_dtls()
         self.dtls = self._dtls_channel(stream)
         decision = self.mtu_policy.on_connect(
             params, trio.current_time(), dtls_expected=self.dtls is not None
@@ -713,10 +878,12 @@ class ClientSession:
         except (ConnectionLost, TlsError):
             return False
         self.tx_cstp_packets += 1
+        self.tx_cstp_bytes += len(packet)
         return True
 
     def _deliver_cstp(self, packet: bytes) -> None:
         self.rx_cstp_packets += 1
+        self.rx_cstp_bytes += len(packet)
         self.adapter.deliver(packet)
 
     def _dtls_channel(self, stream: TlsStream) -> DtlsChannel | None:
@@ -761,13 +928,17 @@ class ClientSession:
             deliver=self.adapter.deliver,
             impairments=self.impairments,
             log=self.log,
-            seed=lambda: self._rng.randbytes(32),
+            seed=self._draw_dtls_seed,
             retry=self.dtls_retry,
             on_up=up,
             on_down=down,
             on_fail=fail,
             opener=self._datagram_opener,
+            on_dpd_rtt=None if self._on_sample is None else self._dtls_dpd_rtt,
         )
+
+    def _dtls_dpd_rtt(self, seconds: float) -> None:
+        self._sample("dpd_rtt_dtls", seconds)
 
     def _dispatch(self, events: list[CstpEvent]) -> tuple[str, str] | None:
         """Act on core events. Returns (cause, reason) to leave this tunnel, or None."""
@@ -778,6 +949,7 @@ class ClientSession:
             elif k in ("dpd-request", "dpd-response", "keepalive"):
                 self.log.debug("CSTP %s received", k)
                 if k == "dpd-response":
+                    self._cstp_dpd_answered()
                     waiters, self._dpd_waiters = self._dpd_waiters, []
                     for w in waiters:
                         w.set()
@@ -809,25 +981,32 @@ class ClientSession:
         return "transport", "TLS connection closed by the headend"
 
     async def _timer_loop(self, stream: TlsStream) -> tuple[str, str]:
-        """Sleep until the core's deadline, run its timers, act on what they say."""
-        while True:
-            deadline = stream.conn.next_deadline()
-            if deadline is None:
-                await trio.sleep_forever()
-            else:
-                await trio.sleep_until(deadline / 1_000_000)
-            stream.conn.handle_timeout(now_us())
-            await stream.flush()
-            if (r := self._dispatch(stream.conn.poll_events())) is not None:
-                return r
-
-    async def _policy_loop(self, stream: TlsStream) -> tuple[str, str]:
-        """Sleep until the MTU policy's deadline; act on its decision (module docstring)."""
+        """The tunnel's timers, in one task: sleep until the earlier of the core's deadline
+        and the MTU policy's (or until the policy is woken); when the core's is due run
+        its timers (keepalive, DPD, rekey) and act on what they say; then ask the policy
+        what the time means and act on its decision (module docstring)."""
+        conn = stream.conn
         while True:
             wake = self._policy_wake
-            deadline = self.mtu_policy.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
+            core = conn.next_deadline()
+            policy = self.mtu_policy.next_deadline()
+            at = min(
+                math.inf if core is None else core / 1_000_000,
+                math.inf if policy is None else policy,
+            )
+            with trio.move_on_at(at):
                 await wake.wait()
+            if core is not None and now_us() >= core:
+                if self._on_sample is None:
+                    conn.handle_timeout(now_us())
+                else:
+                    sent = conn.stats()["dpd_sent"]
+                    conn.handle_timeout(now_us())
+                    if conn.stats()["dpd_sent"] != sent:  # the core sent a DPD request
+                        self._cstp_dpd_sent = trio.current_time()
+                await stream.flush()
+                if (r := self._dispatch(conn.poll_events())) is not None:
+                    return r
             decision = self.mtu_policy.on_timeout(trio.current_time())
             if isinstance(decision, Reconnect):
                 for line in decision.lines:
@@ -870,10 +1049,9 @@ class ClientSession:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(guarded, self._read_loop)
             nursery.start_soon(guarded, self._timer_loop)
-            nursery.start_soon(guarded, self._policy_loop)
             if self.dtls is not None:
                 nursery.start_soon(self.dtls.run)
-        self.dtls = None
+        self._retire_dtls()
         self._tunnel_up = False
         if self._stream is stream:
             self._stream = None
@@ -929,6 +1107,7 @@ class ClientSession:
         done = trio.Event()
         self._dpd_waiters.append(done)
         stream.conn.send_frame(now_us(), 0x03, b"")
+        self._cstp_dpd_sent = trio.current_time()
         await stream.flush()
         with trio.move_on_after(timeout):
             await done.wait()
@@ -964,11 +1143,20 @@ async def open_client(
     datagram_opener: DatagramOpener | None = None,
     on_event: Callable[[SessionEvent], None] | None = None,
     on_phase: PhaseCallback | None = None,
+    on_sample: SampleCallback | None = None,
 ) -> AsyncIterator[ClientSession]:
     """Log in, bring the tunnel up, and keep it up while the block runs.
 
     ``on_event`` receives every :class:`SessionEvent` of the client's timeline;
-    ``on_phase`` every phase boundary (module docstring).
+    ``on_phase`` every phase boundary (module docstring); ``on_sample(name, seconds)``
+    every measurement of :data:`SAMPLES`: ``("dpd_rtt_cstp", rtt)`` /
+    ``("dpd_rtt_dtls", rtt)`` each time a DPD request this client sent on that channel —
+    by its DPD timer, :meth:`ClientSession.check_round_trip` or
+    :meth:`~tunnelswarm.client.dtls.DtlsChannel.dpd_round_trip` — is answered, ``rtt``
+    the Trio seconds from sending it to reading the answer. One request per channel is
+    pending at a time: a newer one replaces it (a lost request or answer then costs one
+    sample, never a wrong one); an answer with nothing pending, or on a newer
+    connection than its request, is no sample.
     """
     session = ClientSession(
         options,
@@ -978,6 +1166,7 @@ async def open_client(
         datagram_opener=datagram_opener,
         on_event=on_event,
         on_phase=on_phase,
+        on_sample=on_sample,
     )
     try:
         if session.cookie is None:

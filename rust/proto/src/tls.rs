@@ -22,10 +22,10 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{Resumption, Tls12Resumption, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -213,8 +213,12 @@ pub struct ClientOptions {
     pub tls12_only: bool,
 }
 
+/// The crypto provider, built once and shared by every connection (it is immutable).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
 }
 
 static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
@@ -295,6 +299,13 @@ impl TlsSession {
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
             .with_no_client_auth();
+        // Each connection has its own config (its verifier reports this connection's
+        // pin), so a session cache could never be read again: store no tickets. The
+        // default in-memory cache costs ~16 KiB per connection (a 32-server table) plus
+        // the tickets the server sends. Keeping TLS 1.2 tickets *requested* leaves the
+        // ClientHello byte-for-byte what it was with the (always empty) default cache.
+        config.resumption =
+            Resumption::disabled().tls12_resumption(Tls12Resumption::SessionIdOrTickets);
         let keylog = opts.keylog.then(|| Arc::new(KeyLogBuffer::default()));
         if let Some(k) = &keylog {
             config.key_log = k.clone();
