@@ -454,3 +454,29 @@ def test_credentials_rows_are_used_in_order() -> None:
     m = run_load(spec, watch_signals=False).metrics()
     assert m["errors[auth-failed]"] >= 1
     assert m["setups_completed"] >= 1
+
+
+@pytest.mark.parametrize("no_dtls", [False, True])
+def test_traffic_is_counted_per_channel_and_dpd_round_trips_are_measured(no_dtls: bool) -> None:
+    """5 clients ping once a second for 100 s of virtual time: every echo request and
+    reply is one inner packet of 84 bytes on the channel that carried it (DTLS, or CSTP
+    with ``no_dtls``), counted second by second; with DTLS carrying the data, the idle
+    CSTP channel sends its DPD (30 s) and each round trip is two one-way latencies."""
+    spec = LoadSpec(
+        model=ClosedModel(concurrency=5, ramp_up_rate=None, hold=100.0),
+        traffic=TrafficProfile(ping=PingTraffic(1.0)),
+        virtual_time=True,
+        no_dtls=no_dtls,
+    )
+    r = run_load(spec, watch_signals=False)
+    m = r.metrics()
+    used, unused = ("cstp", "dtls") if no_dtls else ("dtls", "cstp")
+    assert m["ping_sent"] == m[f"packets_tx[{used}]"] == m[f"packets_rx[{used}]"] == 500
+    assert m[f"bytes_tx[{used}]"] == m[f"bytes_rx[{used}]"] == 500 * 84
+    assert m.get(f"packets_tx[{unused}]", 0) == 0
+    per_second = [row.get(f"packets_tx[{used}]", 0) for row in r.stats.timeseries_rows()]
+    assert sum(per_second) == 500
+    assert max(per_second) <= 10  # spread over the run, not counted at the end
+    if not no_dtls:
+        assert m["dpd_rtt_count"] == m["dpd_rtt_cstp_count"] == 15  # 5 clients x 3 DPDs
+        assert m["dpd_rtt_p50"] == pytest.approx(2 * spec.virtual_latency, abs=1e-4)

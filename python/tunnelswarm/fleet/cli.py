@@ -554,6 +554,22 @@ def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
             f" p50 {_ms(m.get('ping_rtt_p50', math.nan))} p99"
             f" {_ms(m.get('ping_rtt_p99', math.nan))}"
         )
+    if m.get("packets_tx") or m.get("packets_rx"):
+        lines.append(
+            "tunnel traffic (inner packets / bytes): "
+            + "; ".join(
+                f"{ch.upper()} sent {format_number(m.get(f'packets_tx[{ch}]', 0.0))}"
+                f" / {format_number(m.get(f'bytes_tx[{ch}]', 0.0))} B, received"
+                f" {format_number(m.get(f'packets_rx[{ch}]', 0.0))}"
+                f" / {format_number(m.get(f'bytes_rx[{ch}]', 0.0))} B"
+                for ch in ("cstp", "dtls")
+            )
+        )
+    if m.get("dpd_rtt_count"):
+        lines.append(
+            f"DPD round trips: {format_number(m['dpd_rtt_count'])}, p50"
+            f" {_ms(m.get('dpd_rtt_p50', math.nan))} p99 {_ms(m.get('dpd_rtt_p99', math.nan))}"
+        )
     if m.get("udp_sent"):
         lost = m.get("udp_lost", 0.0) / m["udp_sent"]
         lines.append(f"udp echo: {format_number(m['udp_sent'])} sent, {lost:.1%} lost")

@@ -88,6 +88,7 @@ from tunnelswarm.asa.syslog import CallbackSink, SyslogRecord
 from tunnelswarm.client.flow import fetch
 from tunnelswarm.client.session import (
     PHASES,
+    ChannelCounters,
     ClientOptions,
     ClientSession,
     SessionEvent,
@@ -194,6 +195,10 @@ METRICS: Final[dict[str, str]] = {
     "dtls_fallbacks": "sessions whose first DTLS attempt failed (data over CSTP meanwhile)",
     "ping_sent": "echo requests sent (ping_lost: unanswered; ping_loss: the fraction)",
     "flows[outcome]": "bulk transfers by outcome (completed, slowed, stalled, error)",
+    "dpd_rtt_pNN": "round trip of the DPD requests the clients sent (dpd_rtt_cstp_pNN,"
+    " dpd_rtt_dtls_pNN: per channel)",
+    "bytes_tx[channel]": "inner bytes sent over cstp / dtls (bytes_rx, packets_tx, packets_rx"
+    " alike; bytes_tx: both channels)",
     "outages[cause]": "clients that lost their tunnel, by cause (see fleet.faults)",
     "outages_recovered": "outages that ended with the client's tunnel up again",
     "outage_pNN": "how long recovered outages lasted (seconds; also _max, _count)",
@@ -454,6 +459,8 @@ class _Live:
     failure: tuple[str, str] | None = None
     #: its DTLS channel is up (from its events)
     dtls_up: bool = False
+    #: the session's channel counters as last counted into the stats
+    counted: ChannelCounters = field(default_factory=ChannelCounters)
 
 
 # ------------------------------------------------------------------ the engine
@@ -844,6 +851,11 @@ class LoadEngine:
         def on_event(ev: SessionEvent) -> None:
             self._session_event(live, who, ev)
 
+        def on_sample(name: str, seconds: float) -> None:
+            t = self._t()
+            stats.record("dpd_rtt", seconds, t=t)
+            stats.record(name, seconds, t=t)
+
         setup = trio.CancelScope(deadline=trio.current_time() + self.spec.setup_timeout)
         try:
             with setup:
@@ -852,6 +864,7 @@ class LoadEngine:
                     log=self._log,
                     on_event=on_event,
                     on_phase=on_phase,
+                    on_sample=on_sample,
                     **self._openers(index),
                 ) as s:
                     setup.deadline = math.inf
@@ -866,6 +879,8 @@ class LoadEngine:
             self._failed(*error_cause(e), e, who=who, live=live)
             return True
         finally:
+            if live.session is not None:
+                self._count_traffic(live, live.session, self._t())
             live.session = None
         if setup.cancelled_caught:
             self._failed(
@@ -876,6 +891,23 @@ class LoadEngine:
             )
             return True
         return False
+
+    def _count_traffic(self, live: _Live, s: ClientSession, t: float) -> None:
+        """Count what the session's channels carried since the last count (each second,
+        and when it ends) into ``bytes_tx[cstp|dtls]``, ``packets_rx[...]`` etc."""
+        stats = self.stats
+        assert stats is not None
+        now, was = s.channel_counters(), live.counted
+        if now == was:
+            return
+        live.counted = now
+        for channel in ("cstp", "dtls"):
+            for way in ("tx", "rx"):
+                for unit, family in (("packets", f"packets_{way}"), ("bytes", f"bytes_{way}")):
+                    field_name = f"{channel}_{way}_{unit}"
+                    n = getattr(now, field_name) - getattr(was, field_name)
+                    if n > 0:
+                        stats.count(family, n, key=channel, t=t)
 
     # ---------------------------------------------------------------- outages
     def _session_event(self, live: _Live, who: str, ev: SessionEvent) -> None:
@@ -1106,9 +1138,14 @@ class LoadEngine:
         stats = self.stats
         assert stats is not None
         self._next_second = second + 1
-        sessions = [live.session for live in self.live.values() if live.session is not None]
-        up = sum(1 for s in sessions if s.connected.is_set())
-        dtls = sum(1 for s in sessions if s.dtls is not None and s.dtls.up)
+        up = dtls = 0
+        for live in self.live.values():
+            s = live.session
+            if s is None:
+                continue
+            up += s.connected.is_set()
+            dtls += s.dtls is not None and s.dtls.up
+            self._count_traffic(live, s, second)
         stats.set_gauge("sessions_up", up, t=second)
         stats.set_gauge("dtls_up", dtls, t=second)
         stats.set_gauge("sessions_down", self.outages.down, t=second)
