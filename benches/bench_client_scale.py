@@ -48,7 +48,7 @@ def client_run(
     out = Path(tempfile.mkdtemp(prefix="tunnelswarm-scale-")) / "summary.jsonl"
     cmd = [sys.executable, "-m", "tunnelswarm", "run", "-n", str(sessions), "--rate", rate]
     cmd += ["--hold", f"{hold}s", "--headend", url, "--servercert", pin, "--user", "bench"]
-    cmd += ["--password", "bench", "--no-preflight", "--json-lines", "-q"]
+    cmd += ["--password", "bench", "--no-preflight", "--json-lines", "-q", "--workers", "1"]
     with out.open("w") as f:
         proc = subprocess.Popen(
             cmd,

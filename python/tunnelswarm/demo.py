@@ -1,9 +1,10 @@
-"""``make demo``: a short closed-model load run against the in-process mock ASA.
+"""``make demo``: a short closed-model load run against the built-in mock ASA.
 
 Theory of operation: the demo is ``tunnelswarm run`` with fixed arguments (printed first,
 so a reader can run the same thing): 200 emulated clients (openconnect 9 profile) ramped
-up at 50 per second against the mock ASA that the load engine starts in-process on a free
-loopback port (its default configuration sized for load, see
+up at 50 per second, split over one worker process per core, against the mock ASA that
+the load engine starts on a free loopback port (in a process of its own when there are
+several workers; its default configuration sized for load, see
 :data:`tunnelswarm.fleet.engine.LOAD_OVERLAY`), held 30 seconds, each pinging the ASA's
 inside host once a second through its tunnel (over DTLS once it is up), then closed. The
 report is the load run's summary -- sessions, setup latency per phase, DTLS ratio, pings,
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ping", default="1/s:56", help="pings per client, RATE:SIZE (1/s:56)")
     args = ap.parse_args(argv)
     run = demo_argv(args.clients, args.rate, args.hold, args.ping)
-    print("demo: a closed-model load run against the mock ASA, started in-process")
+    print("demo: a closed-model load run against the built-in mock ASA")
     print(f"demo: $ tunnelswarm {shlex.join(run)}\n", flush=True)
     return cli_main(run)
 

@@ -307,12 +307,18 @@ async def test_on_phase_reports_each_boundary_in_order() -> None:
     assert times == sorted(times)
 
 
-def test_sigint_interrupts_a_run_and_the_report_keeps_its_numbers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "says"),
+    [("1", "interrupted: closing 5 live session(s)"), ("2", "interrupted: stopping 2 worker(s)")],
+)
+def test_sigint_interrupts_a_run_and_the_report_keeps_its_numbers(
+    tmp_path: Path, workers: str, says: str
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
     report = tmp_path / "report"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tunnelswarm", "run", "-n", "5", "--hold", "60s",
-         "--report", str(report)],
+         "--report", str(report), "--workers", workers],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -337,7 +343,7 @@ def test_sigint_interrupts_a_run_and_the_report_keeps_its_numbers(tmp_path: Path
     assert "started 5/5" in live[-1]
     assert "load run INTERRUPTED" in out
     assert "sessions: 5 planned, 5 started, 5 up, 0 failed" in out
-    assert "interrupted: closing 5 live session(s)" in out
+    assert says in out
     assert "errors: none" in out
     assert f"report: {report}" in out
     summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))

@@ -172,3 +172,30 @@ def test_virtual_time_refuses_more_than_one_worker(capsys: pytest.CaptureFixture
     assert "--workers" in err[0]
     assert main(["run", "-n", "5", "--workers", "0", "-q"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_workers_default_to_one_per_core_but_not_more_than_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tunnelswarm.errors import ConfigError
+    from tunnelswarm.fleet import cli, workers
+
+    monkeypatch.setattr(workers, "default_workers", lambda: 4)
+    monkeypatch.setattr(cli, "default_workers", lambda: 4)
+    many = LoadSpec(model=ClosedModel(concurrency=100, ramp_up_rate=None, hold=1.0))
+    few = LoadSpec(model=ClosedModel(concurrency=3, ramp_up_rate=None, hold=1.0))
+    virtual = LoadSpec(
+        model=ClosedModel(concurrency=100, ramp_up_rate=None, hold=1.0), virtual_time=True
+    )
+    arrivals = LoadSpec(model=OpenModel(arrival_rate=5.0, duration=10.0))
+    assert cli.parse_workers(None, many) == 4
+    assert cli.parse_workers("auto", many) == 4
+    assert cli.parse_workers(None, few) == 3
+    assert cli.parse_workers(None, virtual) == 1
+    assert cli.parse_workers(None, arrivals) == 4
+    assert cli.parse_workers("1", many) == 1
+    assert cli.parse_workers("7", many) == 7
+    with pytest.raises(ConfigError, match="does not go with --workers > 1"):
+        cli.parse_workers("2", virtual)
+    with pytest.raises(ConfigError, match="--workers: expected a whole number"):
+        cli.parse_workers("lots", many)

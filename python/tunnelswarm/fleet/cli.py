@@ -45,7 +45,8 @@ lines (reconnects, DTLS trouble), which a run otherwise only counts. (In virtual
 live view and the report's checkpoints come at most once a second of wall time; the JSON
 lines come for every second of the run.)
 
-``--workers N`` (default 1; ``auto``: one per core) splits the plan over N worker
+``--workers N`` (default and ``auto``: one per core, at most one per client, one with
+``--virtual-time``) splits the plan over N worker
 processes, one Trio loop each (:mod:`tunnelswarm.fleet.workers`); without ``--headend``
 the mock ASA then runs in a process of its own. The live view, the JSON lines, the
 report and the thresholds are those of the merged stats; a worker that dies is reported
@@ -233,7 +234,7 @@ def add_load_arguments(r: argparse.ArgumentParser) -> None:
     a(
         "--workers",
         metavar="N",
-        help="worker processes, one Trio loop each, merged into one view (default 1;"
+        help="worker processes, one Trio loop each, merged into one view (default and"
         " auto: one per core)",
     )
     g.add_argument(
@@ -607,11 +608,18 @@ def planned_duration(spec: LoadSpec) -> float:
 
 
 def parse_workers(text: str | None, spec: LoadSpec | None = None) -> int:
-    """``--workers``: a whole number, or ``auto`` (one per core); default 1. More than
-    one does not go with virtual time (one Trio run)."""
-    if text is None:
-        return 1
-    n = default_workers() if text == "auto" else _whole(text, "--workers")
+    """``--workers``: a whole number, or ``auto``; by default (and with ``auto``) one per
+    core, but never more than the clients at once (closed model: its slots) and one
+    with ``--virtual-time`` (one Trio run). More than one does not go with
+    ``--virtual-time``."""
+    if text is None or text == "auto":
+        if spec is not None and spec.virtual_time:
+            return 1
+        n = default_workers()
+        if spec is not None and isinstance(spec.model, ClosedModel):
+            n = min(n, spec.model.concurrency)
+        return max(1, n)
+    n = _whole(text, "--workers")
     if n > 1 and spec is not None and spec.virtual_time:
         raise ConfigError("--virtual-time is one Trio run: it does not go with --workers > 1")
     return n
