@@ -513,7 +513,9 @@ def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
     """The plain-text summary of a load run (module docstring)."""
     m = metrics
     spec = result.spec
-    where = "in-process mock ASA" if spec.headend is None else "headend"
+    where = "headend"
+    if spec.headend is None:
+        where = "mock ASA (own process)" if result.workers > 1 else "in-process mock ASA"
     mode = "virtual time" if spec.virtual_time else "real time"
     lines = [
         f"load run {'INTERRUPTED' if result.interrupted else 'completed'}: {spec.describe()}",
