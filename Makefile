@@ -12,7 +12,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 $(STAMP): pyproject.toml Cargo.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "maturin>=1.5,<2"
-	$(BIN)/maturin develop --release -q --extras dev
+	$(BIN)/maturin develop --release -q --extras dev,ray
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import trio
+from _fleet_sim import run_json as run_json_objects
 
 from tunnelswarm.cli import main
 from tunnelswarm.client.session import PHASES, ClientOptions, open_client
@@ -48,17 +49,11 @@ def run_json(
     """``tunnelswarm run … --json-lines``: (status, per-second rows, summary, stderr).
     Every stdout line is one JSON object: a ``progress`` object per second (its
     ``bucket`` is the row returned), the last one the ``summary``."""
-    rc = main(["run", *argv, "--json-lines"])
-    cap = capsys.readouterr()
-    objs = [json.loads(line) for line in cap.out.splitlines()]
-    assert objs, cap.err
-    *progress, summary = objs
-    assert summary["type"] == "summary"
-    assert all(p["type"] == "progress" for p in progress)
+    rc, progress, summary, err = run_json_objects(capsys, *argv)
     for p in progress:
         assert p["second"] == p["bucket"]["second"] == p["t"] - 1
         assert p["totals"]["elapsed"] == p["t"]
-    return rc, [p["bucket"] for p in progress], summary, cap.err
+    return rc, [p["bucket"] for p in progress], summary, err
 
 
 # ------------------------------------------------------------------ closed model

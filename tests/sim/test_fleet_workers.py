@@ -14,28 +14,15 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _fleet_sim import run_json
 
 from tunnelswarm.cli import main
 from tunnelswarm.fleet.engine import LoadSpec
 from tunnelswarm.fleet.plan import ClosedModel, OpenModel
 from tunnelswarm.fleet.stats import RunStats
 from tunnelswarm.fleet.workers import Coordinator, split_spec
-
-
-def run_json(
-    capsys: pytest.CaptureFixture[str], *argv: str
-) -> tuple[int, list[dict[str, Any]], dict[str, Any], str]:
-    rc = main(["run", *argv, "--json-lines"])
-    cap = capsys.readouterr()
-    objs = [json.loads(line) for line in cap.out.splitlines()]
-    assert objs, cap.err
-    *progress, summary = objs
-    assert summary["type"] == "summary"
-    assert all(p["type"] == "progress" for p in progress)
-    return rc, progress, summary, cap.err
 
 
 # ------------------------------------------------------------------ the split

@@ -15,6 +15,8 @@ Usage::
             [--threshold 'setup_p99<500ms' ...] [--json-lines] [--virtual-time] [--seed N]
             [--setup-timeout 60s] [--late-threshold 1s] [--no-dtls] [--report DIR] [-q]
             [--workers N|auto] [--fault 'udp-blackout at 30s for 20s' ...]
+            [--ray auto|ADDRESS [--ray-workers N] [--ray-placement spread|pack]
+             [--ray-on-lost count|replace] [--ray-source SELECTOR=POOL ...]]
 
 **Telling the two forms apart.** ``SCENARIO`` is an optional positional. Given, the run is
 a scenario run (:mod:`tunnelswarm.scenario.cli`, unchanged) and no load flag may be given.
@@ -51,6 +53,9 @@ processes, one Trio loop each (:mod:`tunnelswarm.fleet.workers`); without ``--he
 the mock ASA then runs in a process of its own. The live view, the JSON lines, the
 report and the thresholds are those of the merged stats; a worker that dies is reported
 (``workers_lost``) and its last stats kept. Not with ``--virtual-time`` (one Trio run).
+``--ray auto|ADDRESS`` places the same workers on a Ray cluster instead
+(:mod:`tunnelswarm.fleet.ray_workers`, imported only then; ``docs/ray.md``); the
+``--ray-*`` flags are checked first, without Ray.
 
 ``--fault 'KIND at T [for D | down D]'`` (repeatable; :mod:`tunnelswarm.fleet.faults`)
 injects a fault T after the start: ``udp-blackout ... for D``, ``tcp-cut``,
@@ -87,7 +92,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO, cast
 
 from tunnelswarm.config.profile import load_profile
 from tunnelswarm.errors import ConfigError, TunnelswarmError
@@ -122,10 +127,13 @@ from tunnelswarm.fleet.thresholds import (
     parse_thresholds,
     required_percentiles,
 )
-from tunnelswarm.fleet.workers import Coordinator, default_workers
+from tunnelswarm.fleet.workers import Coordinator, Launcher, LostPolicy, default_workers
 from tunnelswarm.report.files import ReportDir
 from tunnelswarm.report.live import JsonLinesSink, LiveConsole
 from tunnelswarm.scenario.expect import format_number
+
+if TYPE_CHECKING:
+    from tunnelswarm.fleet.ray_options import RayOptions
 
 __all__ = [
     "LOAD_FLAGS",
@@ -174,7 +182,14 @@ LOAD_FLAGS: dict[str, str] = {
     "no_dtls": "--no-dtls",
     "workers": "--workers",
     "fault": "--fault",
+    "ray": "--ray",
+    "ray_workers": "--ray-workers",
+    "ray_placement": "--ray-placement",
+    "ray_on_lost": "--ray-on-lost",
+    "ray_source": "--ray-source",
 }
+#: the options that only go with --ray
+_RAY_ONLY = ("ray_workers", "ray_placement", "ray_on_lost", "ray_source")
 _CLOSED_ONLY = ("rate", "ramp_down", "hold", "retry_delay")
 _OPEN_ONLY = ("duration", "max_concurrency", "arrivals")
 
@@ -244,6 +259,39 @@ def add_load_arguments(r: argparse.ArgumentParser) -> None:
         help="inject a fault: 'udp-blackout at 30s for 20s', 'tcp-cut at 1m',"
         " 'headend-pause at 10s for 5s', 'headend-restart at 45s down 10s' (repeatable)",
     )
+    ray = r.add_argument_group(
+        "beyond one machine (Ray; pip install 'tunnelswarm[ray]', see docs/ray.md)"
+    )
+    ray.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="run the workers on a Ray cluster: its head's HOST:6379, or auto (RAY_ADDRESS,"
+        " this machine's `ray start`, or a local cluster for the run)",
+    )
+    ray.add_argument(
+        "--ray-workers",
+        metavar="N",
+        help="workers on the cluster (default: one per node with spread, one per CPU with pack)",
+    )
+    ray.add_argument(
+        "--ray-placement",
+        metavar="spread|pack",
+        help="spread: one worker per node (default); pack: as few nodes as possible",
+    )
+    ray.add_argument(
+        "--ray-on-lost",
+        metavar="count|replace",
+        help="a lost worker's share: count it lost (default) or replace it with a new"
+        " worker for the rest of the plan",
+    )
+    ray.add_argument(
+        "--ray-source",
+        action="append",
+        metavar="SELECTOR=POOL",
+        help="source addresses of the workers on the nodes SELECTOR names (IP, host name,"
+        " node-id prefix or custom resource), e.g. 10.0.0.2=10.0.0.100-10.0.0.199"
+        " (repeatable)",
+    )
 
 
 def extend_run_parser(r: argparse.ArgumentParser) -> None:
@@ -306,6 +354,15 @@ def _whole(text: str, what: str) -> int:
     return n
 
 
+def _choice(text: str | None, choices: tuple[str, ...], flag: str) -> str:
+    """``text`` if it is one of ``choices`` (None: the first, the default)."""
+    if text is None:
+        return choices[0]
+    if text not in choices:
+        raise ConfigError(f"{flag}: expected {' or '.join(choices)}, got {text!r}")
+    return text
+
+
 def _opt_duration(text: str | None, what: str, default: float) -> float:
     return default if text is None else parse_duration(text, what)
 
@@ -339,13 +396,10 @@ def _model(args: argparse.Namespace) -> ClosedModel | OpenModel:
         raise ConfigError(f"{', '.join(bad)}: closed-model options, not for --open")
     if args.duration is None:
         raise ConfigError("--open needs --duration (how long sessions arrive), e.g. 60s")
-    arrivals: Literal["constant", "poisson"]
-    if args.arrivals in (None, "constant"):
-        arrivals = "constant"
-    elif args.arrivals == "poisson":
-        arrivals = "poisson"
-    else:
-        raise ConfigError(f"--arrivals: expected constant or poisson, got {args.arrivals!r}")
+    arrivals = cast(
+        Literal["constant", "poisson"],
+        _choice(args.arrivals, ("constant", "poisson"), "--arrivals"),
+    )
     return OpenModel(
         arrival_rate=parse_rate(args.open, "--open"),
         duration=parse_duration(args.duration, "--duration"),
@@ -676,8 +730,9 @@ def _outage_lines(result: LoadResult, m: dict[str, float]) -> list[str]:
 
 
 def _run_facts(spec: LoadSpec, engine: LoadEngine | Coordinator) -> dict[str, object]:
-    """The ``run`` object of the report: what was run, against what."""
-    return {
+    """The ``run`` object of the report: what was run, against what (and, with
+    workers, where each ran and its own counts)."""
+    facts: dict[str, object] = {
         "kind": "load",
         "plan": spec.describe(),
         "model": "closed" if isinstance(spec.model, ClosedModel) else "open",
@@ -694,6 +749,9 @@ def _run_facts(spec: LoadSpec, engine: LoadEngine | Coordinator) -> dict[str, ob
             for f in spec.faults
         ],
     }
+    if isinstance(engine, Coordinator):
+        facts["workers"] = engine.worker_facts()
+    return facts
 
 
 def _make_engine(
@@ -704,10 +762,13 @@ def _make_engine(
     report: ReportDir | None,
     *,
     verbose: bool,
+    launcher: Launcher | None = None,
+    on_lost: LostPolicy = "count",
 ) -> LoadEngine | Coordinator:
-    """One engine in this process, or (``workers > 1``) the coordinator of worker
-    processes (:mod:`tunnelswarm.fleet.workers`), fed the same observers."""
-    if workers > 1:
+    """One engine in this process, or (``workers > 1``, or a ``launcher``: ``--ray``)
+    the coordinator of workers (:mod:`tunnelswarm.fleet.workers`), fed the same
+    observers."""
+    if workers > 1 or launcher is not None:
         return Coordinator(
             spec,
             workers,
@@ -717,6 +778,8 @@ def _make_engine(
             on_syslog=None if report is None else report.syslog,
             on_outage=None if report is None else report.outage,
             verbose=verbose,
+            launcher=launcher,
+            on_lost=on_lost,
         )
     return LoadEngine(
         spec,
@@ -738,13 +801,74 @@ def _run_engine(engine: LoadEngine | Coordinator) -> LoadResult:
     return engine.run() if isinstance(engine, Coordinator) else run_engine(engine)
 
 
+def _ray_options(args: argparse.Namespace, spec: LoadSpec) -> RayOptions | None:
+    """The ``--ray*`` flags (None without ``--ray``); checked without importing Ray."""
+    if getattr(args, "ray", None) is None:
+        bad = [LOAD_FLAGS[d] for d in _RAY_ONLY if getattr(args, d, None) is not None]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)}: only with --ray auto|ADDRESS")
+        return None
+    from tunnelswarm.fleet.ray_options import RayOptions, parse_ray_source
+
+    if getattr(args, "workers", None) is not None:
+        raise ConfigError("--ray places the workers: give --ray-workers N instead of --workers")
+    if spec.virtual_time:
+        raise ConfigError("--virtual-time is one Trio run: it does not go with --ray")
+    placement = cast(
+        Literal["spread", "pack"],
+        _choice(args.ray_placement, ("spread", "pack"), "--ray-placement"),
+    )
+    on_lost = cast(LostPolicy, _choice(args.ray_on_lost, ("count", "replace"), "--ray-on-lost"))
+    return RayOptions(
+        address=args.ray,
+        workers=None if args.ray_workers is None else _whole(args.ray_workers, "--ray-workers"),
+        placement=placement,
+        on_lost=on_lost,
+        sources=tuple(parse_ray_source(t) for t in args.ray_source or ()),
+    )
+
+
+def _ray_launcher(options: RayOptions, spec: LoadSpec) -> tuple[Launcher, int]:
+    """Join the Ray cluster (:mod:`tunnelswarm.fleet.ray_workers`, imported only here):
+    the launcher and the number of workers."""
+    try:
+        from tunnelswarm.fleet.ray_workers import RayLauncher
+    except ImportError as e:
+        if e.name is not None and e.name.split(".")[0] == "ray":
+            raise ConfigError(
+                "--ray needs the Ray engine: pip install 'tunnelswarm[ray]'"
+            ) from None
+        raise
+    launcher = RayLauncher(options)
+    launcher.connect()
+    try:
+        workers = options.workers or launcher.default_workers(spec)
+    except BaseException:
+        launcher.close()
+        raise
+    return launcher, workers
+
+
+def _prepare(
+    args: argparse.Namespace, err: TextIO
+) -> tuple[LoadSpec, list[Threshold], int, Launcher | None, LostPolicy]:
+    """The run the flags describe, checked (the headend's preflight; with ``--ray``,
+    the cluster joined): spec, thresholds, workers, launcher, lost-worker policy."""
+    spec, thresholds = build_spec(args)
+    ray_options = _ray_options(args, spec)
+    workers = 1 if ray_options is not None else parse_workers(getattr(args, "workers", None), spec)
+    from tunnelswarm.fleet.preflight import cli_preflight  # --headend: report to stderr
+
+    cli_preflight(spec, err, args, skip=bool(getattr(args, "no_preflight", False)))
+    if ray_options is None:
+        return spec, thresholds, workers, None, "count"
+    launcher, workers = _ray_launcher(ray_options, spec)
+    return spec, thresholds, workers, launcher, ray_options.on_lost
+
+
 def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        spec, thresholds = build_spec(args)
-        workers = parse_workers(getattr(args, "workers", None), spec)
-        from tunnelswarm.fleet.preflight import cli_preflight  # --headend: report to stderr
-
-        cli_preflight(spec, err, args, skip=bool(getattr(args, "no_preflight", False)))
+        spec, thresholds, workers, launcher, on_lost = _prepare(args, err)
     except TunnelswarmError as e:
         return _fail(err, str(e))
     # the clients' own log lines (one per reconnect, per DTLS failure, per client) only
@@ -791,7 +915,16 @@ def run_load_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if report is not None:
             report.checkpoint(stats, _run_facts(spec, engine))
 
-    engine = _make_engine(spec, workers, say, on_second, report, verbose=bool(verbose))
+    engine = _make_engine(
+        spec,
+        workers,
+        say,
+        on_second,
+        report,
+        verbose=bool(verbose),
+        launcher=launcher,
+        on_lost=on_lost,
+    )
     _show_down_clients(console, engine)
     mode = "virtual time" if spec.virtual_time else "real time"
     say(f"== load run ({mode}, seed {spec.seed}): {spec.describe()}")

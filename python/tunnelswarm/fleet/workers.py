@@ -42,13 +42,26 @@ processes (``multiprocessing``, the "spawn" context). It does no load itself:
    the whole process group; the coordinator decides).
 5. **A worker that dies** (killed, crashed, broke its pipe) is reported -- a line, the
    summary's ``lost_workers`` and the ``workers_lost`` metric -- with its last stats kept
-   in the merge; the others run on. Only when no worker could make the run at all (e.g.
-   every preflight failed) is the run not made (:class:`RunSetupError`).
+   in the merge (its gauges, e.g. ``sessions_up``, zero from its next second: its
+   sessions went with it); the others run on. With ``on_lost="replace"`` a new worker
+   runs the rest of its share (:func:`replacement_share`; its seconds shifted into the
+   run's). Only when no worker could make the run at all (e.g. every preflight failed)
+   is the run not made (:class:`RunSetupError`).
+6. **Transports.** The worker body (:func:`_worker_main`) and its messages are one code
+   path; a :class:`Launcher` only places workers and carries their messages, each
+   worker behind a :class:`WorkerLink` (``take``/``tell``/``kill``/``close``).
+   :class:`ProcessLauncher` (the default): processes on this machine and two pipes each.
+   :class:`tunnelswarm.fleet.ray_workers.RayLauncher` (``--ray``): Ray actors on a
+   cluster, which run the same :func:`_worker_main` in a thread. Each worker's own
+   facts (where it ran, its own counts) are in :meth:`Coordinator.worker_facts` and the
+   result's ``worker_details``.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
+import json
 import logging
 import math
 import multiprocessing
@@ -61,7 +74,7 @@ from dataclasses import astuple, dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, Literal, Protocol
 
 import trio
 
@@ -84,7 +97,20 @@ from tunnelswarm.fleet.plan import ClosedModel, OpenModel
 from tunnelswarm.fleet.stats import RunStats, StatsMerger
 from tunnelswarm.scenario.run import TimelineEntry
 
-__all__ = ["STOP_EXTRA", "Coordinator", "Share", "default_workers", "split_spec"]
+__all__ = [
+    "STOP_EXTRA",
+    "CoordinatedResult",
+    "Coordinator",
+    "Launcher",
+    "LostPolicy",
+    "ProcessLauncher",
+    "Sender",
+    "Share",
+    "WorkerLink",
+    "default_workers",
+    "replacement_share",
+    "split_spec",
+]
 
 #: seconds past ``stop_grace`` a stopped worker has to send its final stats
 STOP_EXTRA: Final = 10.0
@@ -164,14 +190,21 @@ def _worker_spec(spec: LoadSpec, model: ClosedModel | OpenModel, k: int) -> Load
 # ------------------------------------------------------------------ the processes
 def _quiet_sigint() -> None:
     # a terminal's Ctrl-C goes to the whole process group: the coordinator decides
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(ValueError):  # not the main thread (a Ray actor's thread)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Sender(Protocol):
+    """Where a worker's messages go: a pipe's end, or a Ray actor's outbox."""
+
+    def send(self, obj: Any) -> None: ...
 
 
 @dataclass
 class _Outbox:
     """Batched messages to the coordinator (timeline entries, syslog lines)."""
 
-    conn: Connection
+    conn: Sender
     kind: str
     items: list[Any] = field(default_factory=list)
 
@@ -240,9 +273,12 @@ def _worker_main(
     events: bool,
     verbose: bool,
     ctrl: Connection,
-    out: Connection,
+    out: Sender,
 ) -> None:
-    """One worker's process: its share of the run in a Trio run of its own."""
+    """One worker: its share of the run in a Trio run of its own, in a process of its own
+    (:class:`ProcessLauncher`) or in a thread of a Ray actor
+    (:mod:`tunnelswarm.fleet.ray_workers`). ``ctrl``: the coordinator's ``go``/``stop``/
+    ``abort``; ``out``: the messages to it (module docstring, 3)."""
     _quiet_sigint()
     logging.getLogger(CLIENT_LOGGER).setLevel(0 if verbose else logging.CRITICAL + 1)
     box = _Outbox(out, "events")
@@ -297,7 +333,7 @@ def _final(r: LoadResult) -> dict[str, Any]:
 
 
 async def _worker_run(
-    engine: LoadEngine, ctrl: Connection, out: Connection, box: _Outbox
+    engine: LoadEngine, ctrl: Connection, out: Sender, box: _Outbox
 ) -> LoadResult:
     out.send(("ready",))
     await trio.lowlevel.wait_readable(ctrl.fileno())
@@ -331,16 +367,205 @@ async def _watch_ctrl(engine: LoadEngine, ctrl: Connection) -> None:
             return
 
 
+# ------------------------------------------------------------------ the transports
+Message = tuple[Any, ...]
+
+#: what becomes of a lost worker's share: ``count`` (its last stats are kept, the others
+#: run on) or ``replace`` (also a new worker runs its share for the rest of the plan)
+LostPolicy = Literal["count", "replace"]
+
+
+class WorkerLink(abc.ABC):
+    """One worker as the coordinator sees it: the messages it sent, a way to tell it
+    ``go``/``stop``/``abort``, and whether it is gone. A :class:`Launcher` makes them;
+    the coordinator's loop, merge and stop/lost logic are the same for every kind."""
+
+    #: where it runs, for people and the report (``pid 1234``, ``node 10.0.0.2 ...``)
+    where: str = ""
+
+    def facts(self) -> dict[str, object]:
+        """Where it runs, as JSON-able facts (the report's ``run.workers``)."""
+        return {"where": self.where}
+
+    @abc.abstractmethod
+    def take(self) -> tuple[list[Message], bool]:
+        """The messages that arrived (without waiting), and True when no more will come
+        (the worker is gone: see :meth:`ended_why`)."""
+
+    @abc.abstractmethod
+    def tell(self, msg: str) -> None:
+        """Send ``go``, ``stop`` or ``abort`` (never raises: a gone worker is let be)."""
+
+    @abc.abstractmethod
+    def ended_why(self) -> str:
+        """Why it is gone (``its process ended (exit code -9)``)."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """End it at once."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """The run is over (it was told to stop): give it a moment, kill it, free its
+        ends."""
+
+
+class Launcher(abc.ABC):
+    """Places the workers (:class:`ProcessLauncher`: processes on this machine;
+    :class:`tunnelswarm.fleet.ray_workers.RayLauncher`: Ray actors on a cluster)."""
+
+    @abc.abstractmethod
+    def describe(self, n: int) -> str:
+        """``3 worker process(es)``, for the run's first line."""
+
+    def open(self, shares: list[Share]) -> None:  # noqa: B027 - optional hook
+        """Before the mock and the workers start: reserve room for ``shares``
+        (:class:`RunSetupError` when there is none)."""
+
+    @abc.abstractmethod
+    def launch(
+        self, share: Share, mock: tuple[str, str] | None, events: bool, verbose: bool
+    ) -> WorkerLink:
+        """Start one worker on ``share`` (:func:`_worker_main`)."""
+
+    @abc.abstractmethod
+    def wait(self, links: list[WorkerLink], extra: list[Connection], timeout: float) -> None:
+        """Wait until one of ``links`` (or ``extra``) may have something, or ``timeout``."""
+
+    def notes(self, mock: bool) -> list[str]:
+        """Lines for people once the workers are placed (e.g. where they run)."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """The run is over (every link closed)."""
+
+
+@dataclass(eq=False)
+class _ProcessLink(WorkerLink):
+    proc: BaseProcess
+    ctrl: Connection
+    data: Connection
+
+    def __post_init__(self) -> None:
+        self.where = f"pid {self.proc.pid}"
+
+    def facts(self) -> dict[str, object]:
+        return {"where": self.where, "pid": self.proc.pid}
+
+    def take(self) -> tuple[list[Message], bool]:
+        msgs: list[Message] = []
+        try:
+            while self.data.poll():
+                msgs.append(self.data.recv())
+        except (EOFError, OSError):
+            self.proc.join(1.0)
+            return msgs, True
+        return msgs, not self.proc.is_alive() and not self.data.poll()
+
+    def tell(self, msg: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.ctrl.send(msg)
+
+    def ended_why(self) -> str:
+        return f"its process ended (exit code {self.proc.exitcode})"
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def close(self) -> None:
+        self.proc.join(2.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(2.0)
+        self.ctrl.close()
+        self.data.close()
+
+
+class ProcessLauncher(Launcher):
+    """Worker processes on this machine (``multiprocessing``, "spawn"), one pipe each
+    way: ``tunnelswarm run --workers N``."""
+
+    def __init__(self) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+
+    def describe(self, n: int) -> str:
+        return f"{n} worker process(es)"
+
+    def launch(
+        self, share: Share, mock: tuple[str, str] | None, events: bool, verbose: bool
+    ) -> WorkerLink:
+        ctrl_r, ctrl_w = self._ctx.Pipe(duplex=False)
+        data_r, data_w = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(share, mock, events, verbose, ctrl_r, data_w),
+            name=f"tunnelswarm-worker-{share.k}",
+            daemon=True,
+        )
+        proc.start()
+        ctrl_r.close()
+        data_w.close()
+        return _ProcessLink(proc, ctrl_w, data_r)
+
+    def wait(self, links: list[WorkerLink], extra: list[Connection], timeout: float) -> None:
+        waitables: list[Any] = list(extra)
+        for link in links:
+            assert isinstance(link, _ProcessLink)
+            waitables += [link.data, link.proc.sentinel]
+        multiprocessing.connection.wait(waitables, timeout=timeout)
+
+
+# ------------------------------------------------------------------ replacing a share
+def replacement_share(share: Share, elapsed: float, started: int) -> Share | None:
+    """The rest of ``share``'s plan for a worker that starts ``elapsed`` seconds into the
+    run in place of a lost one (None: its plan was over). *Closed model*: the same slots
+    (the same clients, credentials and source addresses), started again at the plan's
+    ramp-up rate and held until the single plan ends. *Open model*: arrivals at the
+    worker's rate for the rest of the arrival window; their session numbers go on after
+    the ``started`` sessions the lost worker had reported. The replacement's plan starts
+    at once (its own second 0 is the run's second ``floor(elapsed)``)."""
+    m = share.spec.model
+    left = share.plan_offset + m.duration - elapsed
+    if left <= 0:
+        return None
+    seed = share.spec.seed + 7_919 * (1 + int(elapsed))
+    if isinstance(m, ClosedModel):
+        down = 0.0 if m.ramp_down_rate is None else (m.concurrency - 1) / m.ramp_down_rate
+        hold = max(1e-3, left - m.ramp_up_span - down)
+        spec = replace(share.spec, model=replace(m, hold=hold), seed=seed)
+        return replace(share, spec=spec, plan_offset=0.0)
+    spec = replace(share.spec, model=replace(m, duration=left), seed=seed)
+    base = share.index_base + share.index_stride * started
+    return replace(share, spec=spec, plan_offset=0.0, index_base=base)
+
+
+def _shift_wire(data: bytes, by: int) -> bytes:
+    """A stats wire message with its per-second buckets ``by`` seconds later (a
+    replacement's second 0 is the run's second ``by``); bad bytes are left for
+    :meth:`RunStats.from_wire` to refuse."""
+    if not by:
+        return data
+    try:
+        doc = json.loads(data)
+        doc["series"] = {str(int(s) + by): b for s, b in doc["series"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return data
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
 # ------------------------------------------------------------------ the coordinator
 @dataclass(eq=False)
 class _Worker:
     share: Share
-    proc: BaseProcess
-    ctrl: Connection
-    data: Connection
+    link: WorkerLink
+    #: 0: placed at the start; 1, 2, ...: the replacements of a lost worker
+    gen: int = 0
+    #: whole seconds of run time before its own second 0 (a replacement's start)
+    offset: int = 0
     stats: RunStats = field(default_factory=RunStats)
     t: float = 0.0
     ready: bool = False
+    told_go: bool = False
     final: dict[str, Any] | None = None
     error: str | None = None
     setup_error: bool = False
@@ -349,13 +574,50 @@ class _Worker:
 
     @property
     def name(self) -> str:
-        return f"worker {self.share.k}"
+        return f"worker {self.share.k}" + (f" (replacement {self.gen})" if self.gen else "")
+
+    @property
+    def key(self) -> object:
+        return self.share.k if not self.gen else (self.share.k, self.gen)
+
+    @property
+    def proc(self) -> BaseProcess:
+        """A local worker's process (:class:`ProcessLauncher`)."""
+        if not isinstance(self.link, _ProcessLink):
+            raise AttributeError(f"{self.name} is not a local process")
+        return self.link.proc
+
+    def facts(self) -> dict[str, object]:
+        c = self.stats.counters
+        return {
+            "worker": self.share.k,
+            "name": self.name,
+            **self.link.facts(),
+            "state": "lost" if self.lost is not None else "done" if self.done else "running",
+            "lost": self.lost,
+            "sessions_started": int(c.get("sessions_started", 0)),
+            "setups_completed": int(c.get("setups_completed", 0)),
+            "sessions_failed": int(c.get("sessions_failed", 0)),
+        }
+
+
+@dataclass
+class CoordinatedResult(LoadResult):
+    """A :class:`LoadResult` of several workers, with each worker's own facts (where it
+    ran, its own counts, lost or not) in :meth:`summary`'s ``worker_details``."""
+
+    worker_details: list[dict[str, object]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "worker_details": list(self.worker_details)}
 
 
 class Coordinator:
-    """Runs ``spec`` over ``workers`` processes (module docstring): :meth:`run` in the
+    """Runs ``spec`` over ``workers`` workers (module docstring): :meth:`run` in the
     main thread; :meth:`result` at any time. The observers are those of
-    :class:`~tunnelswarm.fleet.engine.LoadEngine`, fed with the merged stats."""
+    :class:`~tunnelswarm.fleet.engine.LoadEngine`, fed with the merged stats.
+    ``launcher`` places the workers (default: processes on this machine);
+    ``on_lost``: what becomes of a lost worker's share (:data:`LostPolicy`)."""
 
     def __init__(
         self,
@@ -368,6 +630,8 @@ class Coordinator:
         on_syslog: Callable[[str], None] | None = None,
         on_outage: Callable[[Outage], None] | None = None,
         verbose: bool = False,
+        launcher: Launcher | None = None,
+        on_lost: LostPolicy = "count",
     ) -> None:
         if spec.virtual_time and workers > 1:
             raise ConfigError("--virtual-time is one Trio run: it does not go with --workers > 1")
@@ -380,12 +644,15 @@ class Coordinator:
         self.on_outage = on_outage
         self.outages: list[Outage] = []
         self.verbose = verbose
+        self.launcher: Launcher = ProcessLauncher() if launcher is None else launcher
+        self.on_lost: LostPolicy = on_lost
         self.url = spec.headend or ""
         self.interrupted = False
         self.workers: list[_Worker] = []
         self._merger = StatsMerger()
         self._ctx = multiprocessing.get_context("spawn")
         self._mock: tuple[BaseProcess, Connection, Connection] | None = None
+        self._mock_url: tuple[str, str] | None = None
         #: the mock's port and certificate, for a restart (--fault headend-restart)
         self._mock_port = 0
         self._mock_identity: Identity | None = None
@@ -398,6 +665,8 @@ class Coordinator:
         self._stop_deadline = math.inf
         self._emitted = 0.0
         self._wall0 = time.monotonic()
+        #: monotonic time of the ``go`` (the plans' start)
+        self._go_at: float | None = None
 
     # ---------------------------------------------------------------- public
     def interrupt(self) -> None:
@@ -406,7 +675,11 @@ class Coordinator:
         self.interrupted = True
         self._stops += 1
 
-    def result(self) -> LoadResult:
+    def worker_facts(self) -> list[dict[str, object]]:
+        """Each worker's facts: where it runs, its own counts, lost or not."""
+        return [w.facts() for w in self.workers]
+
+    def result(self) -> CoordinatedResult:
         """The merged result of every worker so far."""
         ws = self.workers
         finals = [w.final for w in ws if w.final is not None]
@@ -415,7 +688,7 @@ class Coordinator:
             for cause, text in f["error_examples"].items():
                 examples.setdefault(cause, text)
         internal = [tb for f in finals for tb in f["internal_errors"]][:10]
-        return LoadResult(
+        return CoordinatedResult(
             spec=self.spec,
             stats=self._merger.merged(),
             headend=self.url,
@@ -432,11 +705,12 @@ class Coordinator:
             workers=len(self.shares),
             lost_workers=[f"{w.name}: {w.lost}" for w in ws if w.lost is not None],
             outages=list(self.outages),
+            worker_details=self.worker_facts(),
         )
 
-    def run(self, *, watch_signals: bool = True) -> LoadResult:
+    def run(self, *, watch_signals: bool = True) -> CoordinatedResult:
         """Make the run; :class:`RunSetupError` when not one worker could make it (or
-        the mock could not start)."""
+        the mock could not start, or the launcher found no room for the workers)."""
         self._wall0 = time.monotonic()
         old: dict[signal.Signals, Any] = {}
         if watch_signals:
@@ -444,9 +718,11 @@ class Coordinator:
                 with contextlib.suppress(ValueError):  # not the main thread
                     old[sig] = signal.signal(sig, self._on_signal)
         try:
+            self.launcher.open(self.shares)
             mock = self._start_mock() if self.spec.headend is None else None
             if self.interrupted:
                 return self.result()
+            self._mock_url = mock
             self._start_workers(mock)
             self._loop()
         finally:
@@ -514,7 +790,7 @@ class Coordinator:
                 self.url = url
                 self._say(
                     f"mock ASA {version} in its own process at {url};"
-                    f" {len(self.shares)} worker process(es)"
+                    f" {self.launcher.describe(len(self.shares))}"
                 )
                 return url, pin
             if msg[0] == "error":
@@ -524,39 +800,18 @@ class Coordinator:
     def _start_workers(self, mock: tuple[str, str] | None) -> None:
         events = self.on_event is not None
         for share in self.shares:
-            ctrl_r, ctrl_w = self._ctx.Pipe(duplex=False)
-            data_r, data_w = self._ctx.Pipe(duplex=False)
-            proc = self._ctx.Process(
-                target=_worker_main,
-                args=(share, mock, events, self.verbose, ctrl_r, data_w),
-                name=f"tunnelswarm-worker-{share.k}",
-                daemon=True,
-            )
-            proc.start()
-            ctrl_r.close()
-            data_w.close()
-            self.workers.append(_Worker(share, proc, ctrl_w, data_r))
-
-    def _tell(self, w: _Worker, msg: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            w.ctrl.send(msg)
+            link = self.launcher.launch(share, mock, events, self.verbose)
+            self.workers.append(_Worker(share, link))
+        for line in self.launcher.notes(mock is not None):
+            self._say(line)
 
     def _loop(self) -> None:
-        go_sent = False
         start_deadline = time.monotonic() + START_TIMEOUT
         while True:
             live = [w for w in self.workers if not w.done]
             if not live:
                 return
-            if not go_sent and (all(w.ready for w in live) or time.monotonic() > start_deadline):
-                go_sent = True
-                for w in live:
-                    self._tell(w, "go")
-                if self._mock is not None:
-                    now = time.monotonic()
-                    self._restarts = [
-                        (now + f.at, f) for f in self.spec.faults if f.kind == "headend-restart"
-                    ]
+            self._go(live, start_deadline)
             self._restart_mock()
             if self._stops > self._stops_sent:
                 self._stops_sent = self._stops
@@ -564,50 +819,62 @@ class Coordinator:
                     self._say(f"interrupted: stopping {len(live)} worker(s)")
                     self._stop_deadline = time.monotonic() + self.spec.stop_grace + STOP_EXTRA
                 for w in live:
-                    self._tell(w, "stop" if go_sent else "abort")
+                    w.link.tell("stop" if w.told_go else "abort")
             if time.monotonic() > self._stop_deadline:
                 for w in live:
-                    w.proc.kill()
+                    w.link.kill()
                     self._lose(w, "no final stats after the stop: killed")
                 return
-            waitables: list[Any] = [w.data for w in live] + [w.proc.sentinel for w in live]
-            if self._mock is not None:
-                waitables.append(self._mock[2])
-            multiprocessing.connection.wait(waitables, timeout=0.25)
+            extra = [] if self._mock is None else [self._mock[2]]
+            self.launcher.wait([w.link for w in live], extra, 0.25)
             if self._mock is not None:
                 self._drain_mock(self._mock[2], 0.0)
             for w in live:
-                self._drain(w)
-                if not w.done and not w.proc.is_alive() and not w.data.poll():
-                    self._lose(w, f"its process ended (exit code {w.proc.exitcode})")
+                msgs, ended = w.link.take()
+                for msg in msgs:
+                    if not w.done:
+                        self._handle(w, msg)
+                if ended and not w.done:
+                    self._lose(w, w.link.ended_why())
             self._emit()
 
-    def _drain(self, w: _Worker) -> None:
-        while not w.done:
-            try:
-                if not w.data.poll():
-                    return
-                msg = w.data.recv()
-            except (EOFError, OSError):
-                w.proc.join(1.0)
-                self._lose(w, f"its process ended (exit code {w.proc.exitcode})")
-                return
-            self._handle(w, msg)
+    def _go(self, live: list[_Worker], start_deadline: float) -> None:
+        """``go`` to every worker once all are ready (or at the start deadline); later,
+        to a replacement as soon as it is ready."""
+        if self._go_at is not None:
+            for w in live:
+                if w.ready and not w.told_go:
+                    w.told_go = True
+                    w.link.tell("abort" if self._stops_sent else "go")
+            return
+        if not all(w.ready for w in live) and time.monotonic() <= start_deadline:
+            return
+        self._go_at = time.monotonic()
+        for w in live:
+            w.told_go = True
+            w.link.tell("go")
+        if self._mock is not None:
+            now = time.monotonic()
+            self._restarts = [
+                (now + f.at, f) for f in self.spec.faults if f.kind == "headend-restart"
+            ]
 
-    def _handle(self, w: _Worker, msg: tuple[Any, ...]) -> None:
+    def _handle(self, w: _Worker, msg: Message) -> None:
         kind = msg[0]
         if kind == "ready":
             w.ready = True
         elif kind == "stats":
-            w.stats = self._merger.update(w.share.k, msg[1])
-            w.t = max(w.t, float(msg[2]))
+            w.stats = self._merger.update(w.key, _shift_wire(msg[1], w.offset))
+            w.t = max(w.t, w.offset + float(msg[2]))
         elif kind == "events":
             if self.on_event is not None:
                 for t, source, text, ev_kind in msg[1]:
-                    self.on_event(TimelineEntry(t, source, text, ev_kind))
+                    self.on_event(TimelineEntry(w.offset + t, source, text, ev_kind))
         elif kind == "outages":
             for fields in msg[1]:
                 o = Outage(*fields)
+                if w.offset:
+                    o = replace(o, start=o.start + w.offset, end=o.end + w.offset)
                 self.outages.append(o)
                 if self.on_outage is not None:
                     self.on_outage(o)
@@ -619,8 +886,10 @@ class Coordinator:
             w.lost = f"failed: {msg[1]}"
             self._say(f"{w.name} failed: {msg[1]}")
         elif kind == "final":
-            w.final = msg[1]
-            w.stats = self._merger.update(w.share.k, msg[1]["stats"])
+            final = dict(msg[1])
+            final["run_seconds"] = float(final["run_seconds"]) + w.offset
+            w.final = final
+            w.stats = self._merger.update(w.key, _shift_wire(final["stats"], w.offset))
             w.done = True
 
     def _lose(self, w: _Worker, why: str) -> None:
@@ -630,6 +899,39 @@ class Coordinator:
         if w.lost is None:
             w.lost = why
             self._say(f"{w.name} lost ({why}); its last stats are kept")
+        # its sessions went with it: from its next second on, its levels are zero
+        if w.stats.gauges:
+            for name in list(w.stats.gauges):
+                w.stats.set_gauge(name, 0.0, t=w.t + 1.0)
+            self._merger.set(w.key, w.stats)
+        if self.on_lost == "replace" and not w.setup_error:
+            self._replace(w)
+
+    def _replace(self, w: _Worker) -> None:
+        """``on_lost="replace"``: a new worker for the rest of ``w``'s share."""
+        if self.interrupted or self._stops_sent or self._go_at is None:
+            return
+        elapsed = time.monotonic() - self._go_at
+        started = int(w.stats.counters.get("sessions_started", 0))
+        share = replacement_share(w.share, elapsed, started)
+        if share is None:
+            self._say(f"{w.name}: its plan is over, nothing to replace")
+            return
+        gen = 1 + max(x.gen for x in self.workers if x.share.k == w.share.k)
+        events = self.on_event is not None
+        try:
+            link = self.launcher.launch(share, self._mock_url, events, self.verbose)
+        except (TunnelswarmError, OSError) as e:
+            self._say(f"{w.name}: could not start a replacement: {e}")
+            return
+        new = _Worker(share, link, gen=gen, offset=int(elapsed))
+        new.t = float(new.offset)
+        self.workers.append(new)
+        self._say(
+            f"{new.name} started for the rest of worker {w.share.k}'s plan"
+            f" ({share.spec.model.duration:.1f} s from run second {new.offset})"
+            + (f" on {link.where}" if link.where else "")
+        )
 
     def _emit(self, final: bool = False) -> None:
         """The merged stats to ``on_second`` for every second all running workers have
@@ -648,14 +950,14 @@ class Coordinator:
         self._emitted = t
 
     def _shutdown(self) -> None:
-        for w in self.workers:
-            if w.proc.is_alive():
-                self._tell(w, "stop")
-        for w in self.workers:
-            w.proc.join(2.0)
-            if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join(2.0)
+        try:
+            for w in self.workers:
+                if not w.done:
+                    w.link.tell("stop")
+            for w in self.workers:
+                w.link.close()
+        finally:
+            self.launcher.close()
         if self._mock is not None:
             proc, ctrl, data = self._mock
             with contextlib.suppress(OSError, ValueError):
@@ -669,9 +971,6 @@ class Coordinator:
             proc.join(2.0)
             ctrl.close()
             data.close()
-        for w in self.workers:
-            w.ctrl.close()
-            w.data.close()
 
     def _drain_mock(self, data: Connection, timeout: float) -> None:
         """The mock process's messages: syslog lines, and after a restart its
