@@ -10,6 +10,7 @@ others and reports the lost worker), an interrupt, and virtual time refusing wor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -186,3 +187,44 @@ def test_workers_default_to_one_per_core_but_not_more_than_clients(
         cli.parse_workers("2", virtual)
     with pytest.raises(ConfigError, match="--workers: expected a whole number"):
         cli.parse_workers("lots", many)
+
+
+def test_a_hung_worker_is_stopped_then_killed_after_the_plan_and_the_run_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that stops answering (SIGSTOP: alive, silent) must not hang the run: past
+    the plan's end + the setup timeout + OVERDUE it is told to stop, and killed (lost)
+    when no final stats come within stop_grace + STOP_EXTRA."""
+    from tunnelswarm.fleet import workers
+
+    monkeypatch.setattr(workers, "OVERDUE", 1.0)
+    monkeypatch.setattr(workers, "STOP_EXTRA", 1.0)
+    spec = LoadSpec(
+        model=ClosedModel(concurrency=4, ramp_up_rate=None, hold=2.0),
+        setup_timeout=1.0,
+        stop_grace=1.0,
+    )
+    lines: list[str] = []
+    frozen: list[int] = []
+    coord: Coordinator
+
+    def on_second(stats: RunStats, t: float) -> None:
+        if t >= 1.0 and not frozen:
+            victim = coord.workers[1].proc
+            assert victim.pid is not None
+            frozen.append(victim.pid)
+            os.kill(victim.pid, signal.SIGSTOP)
+
+    coord = Coordinator(spec, 2, on_line=lines.append, on_second=on_second)
+    try:
+        result = coord.run(watch_signals=False)
+    finally:
+        for pid in frozen:  # never leave a stopped process behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert frozen
+    assert result.run_seconds < 20
+    assert [w.split(":")[0] for w in result.lost_workers] == ["worker 1"]
+    assert "killed" in result.lost_workers[0]
+    assert any("after the plan's end: stopping them" in line for line in lines), lines
+    assert result.metrics()["setups_completed"] >= 2  # worker 0's, at least

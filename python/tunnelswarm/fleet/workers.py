@@ -114,6 +114,9 @@ __all__ = [
 
 #: seconds past ``stop_grace`` a stopped worker has to send its final stats
 STOP_EXTRA: Final = 10.0
+#: seconds past the plan's end (and the setup timeout) after which a worker that has not
+#: ended is stopped, then killed: a hung worker never hangs the run
+OVERDUE: Final = 30.0
 #: seconds the processes have to start (import, Trio up) and say they are ready
 START_TIMEOUT: Final = 60.0
 #: how often a worker flushes its batched timeline entries / the mock its syslog lines
@@ -663,6 +666,7 @@ class Coordinator:
         self._stops = 0
         self._stops_sent = 0
         self._stop_deadline = math.inf
+        self._overdue = False
         self._emitted = 0.0
         self._wall0 = time.monotonic()
         #: monotonic time of the ``go`` (the plans' start)
@@ -820,6 +824,7 @@ class Coordinator:
                     self._stop_deadline = time.monotonic() + self.spec.stop_grace + STOP_EXTRA
                 for w in live:
                     w.link.tell("stop" if w.told_go else "abort")
+            self._check_overdue(live)
             if time.monotonic() > self._stop_deadline:
                 for w in live:
                     w.link.kill()
@@ -837,6 +842,26 @@ class Coordinator:
                 if ended and not w.done:
                     self._lose(w, w.link.ended_why())
             self._emit()
+
+    def _check_overdue(self, live: list[_Worker]) -> None:
+        """A worker still running :data:`OVERDUE` s (plus the setup timeout) after the
+        plan's end is hung: every live one is told to stop, and killed (lost) if it has
+        not sent its final stats ``stop_grace + STOP_EXTRA`` later -- a run always ends."""
+        if self._go_at is None or self._overdue or self._stops_sent:
+            return
+        spec = self.spec
+        end = self._go_at + spec.model.duration + spec.setup_timeout + OVERDUE
+        now = time.monotonic()
+        if now <= end:
+            return
+        self._overdue = True
+        self._say(
+            f"{len(live)} worker(s) still running {now - self._go_at - spec.model.duration:.0f} s"
+            " after the plan's end: stopping them"
+        )
+        self._stop_deadline = now + spec.stop_grace + STOP_EXTRA
+        for w in live:
+            w.link.tell("stop")
 
     def _go(self, live: list[_Worker], start_deadline: float) -> None:
         """``go`` to every worker once all are ready (or at the start deadline); later,
