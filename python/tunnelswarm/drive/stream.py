@@ -12,6 +12,7 @@ reason; core errors arrive already typed (``tunnelswarm.errors``).
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -27,8 +28,38 @@ Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
 
 
 async def tcp_opener(host: str, port: int) -> trio.abc.Stream:
-    """The real network: a TCP connection."""
-    return await trio.open_tcp_stream(host, port)
+    """The real network: a TCP connection.
+
+    An IP address (the load engine's usual target) is connected directly: the same one
+    socket and SYN that ``trio.open_tcp_stream`` makes for a single address, without its
+    resolver and happy-eyeballs nursery; a failure reads as Trio's does. A name goes
+    through ``trio.open_tcp_stream``."""
+    family = _ip_family(host)
+    if family is None:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        await sock.connect((host, port))
+    except OSError as e:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        msg = f"all attempts to connect to {where} failed"
+        raise OSError(msg) from ExceptionGroup(msg, [e])
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+def _ip_family(host: str) -> int | None:
+    """``AF_INET``/``AF_INET6`` for an IP address literal, else None (a name)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
 
 
 def bound_tcp_opener(local_address: str) -> Opener:
