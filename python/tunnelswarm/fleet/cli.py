@@ -569,7 +569,7 @@ def format_summary(result: LoadResult, metrics: dict[str, float]) -> str:
     spec = result.spec
     where = "headend"
     if spec.headend is None:
-        where = "mock ASA (own process)" if result.workers > 1 else "in-process mock ASA"
+        where = "mock ASA (own process)" if result.coordinated else "in-process mock ASA"
     mode = "virtual time" if spec.virtual_time else "real time"
     lines = [
         f"load run {'INTERRUPTED' if result.interrupted else 'completed'}: {spec.describe()}",

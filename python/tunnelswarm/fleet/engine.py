@@ -388,6 +388,9 @@ class LoadResult:
     internal_errors: list[str]
     #: worker processes that made the run (:mod:`tunnelswarm.fleet.workers`)
     workers: int = 1
+    #: a coordinator made the run (worker processes or Ray actors; the built-in mock, if
+    #: any, ran in a process of its own)
+    coordinated: bool = False
     #: the workers lost mid-run ("worker 1: exit code -9"); their last stats are kept
     lost_workers: list[str] = field(default_factory=list)
     #: every client outage (:mod:`tunnelswarm.fleet.faults`), in the order they ended

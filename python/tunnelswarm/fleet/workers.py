@@ -707,6 +707,7 @@ class Coordinator:
             error_examples=examples,
             internal_errors=internal,
             workers=len(self.shares),
+            coordinated=True,
             lost_workers=[f"{w.name}: {w.lost}" for w in ws if w.lost is not None],
             outages=list(self.outages),
             worker_details=self.worker_facts(),
