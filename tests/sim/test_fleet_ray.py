@@ -110,8 +110,8 @@ def _stop(cluster_procs: list[subprocess.Popen[bytes]], temp_dir: str) -> None:
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(peer_unavailable: Callable[[str], NoReturn]) -> Iterator[RayCluster]:
+@contextlib.contextmanager
+def _two_nodes(peer_unavailable: Callable[[str], NoReturn]) -> Iterator[RayCluster]:
     """Two Ray nodes on this machine, one CPU each, custom resources ``pool_a`` and
     ``pool_b`` (for ``--ray-source``); stopped (and checked gone) at the end."""
     try:
@@ -158,7 +158,14 @@ def ray_cluster(peer_unavailable: Callable[[str], NoReturn]) -> Iterator[RayClus
         yield RayCluster(f"127.0.0.1:{port}", temp_dir, procs)
     finally:
         _stop(procs, temp_dir)
-        assert not _our_processes(temp_dir), "Ray processes left behind"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(peer_unavailable: Callable[[str], NoReturn]) -> Iterator[RayCluster]:
+    """The module's two-node cluster (:func:`_two_nodes`)."""
+    with _two_nodes(peer_unavailable) as cluster:
+        yield cluster
+    assert not _our_processes(cluster.temp_dir), "Ray processes left behind"
 
 
 # ------------------------------------------------------------------ on the cluster
@@ -267,6 +274,50 @@ def test_a_worker_killed_mid_run_is_reported_and_its_share_counted_or_replaced(
         # the replacement's seconds are the run's: none before the kill
         assert min(result.stats.series) == 0
         assert result.run_seconds < 15
+
+
+def test_a_node_that_dies_mid_run_loses_its_worker_and_the_run_ends_with_a_report(
+    peer_unavailable: Callable[[str], NoReturn],
+) -> None:
+    """The second node (its raylet, object store and the worker actor on it) SIGKILLed
+    mid-run, as a host that loses power: its worker is reported lost, the other node's
+    worker runs its share to the end, and the run ends with a complete result. A cluster
+    of its own: the module's stays whole for the other tests."""
+    import ray
+
+    from tunnelswarm.fleet.ray_workers import RayLauncher
+
+    with _two_nodes(peer_unavailable) as cluster:
+        spec = LoadSpec(model=ClosedModel(concurrency=40, ramp_up_rate=40.0, hold=6.0))
+        launcher = RayLauncher(RayOptions(address=cluster.address))
+        launcher.connect()
+        node_b = next(n["NodeID"] for n in ray.nodes() if "pool_b" in n["Resources"])
+        lines: list[str] = []
+        killed: list[str] = []
+        coord: Coordinator
+
+        def on_second(stats: RunStats, t: float) -> None:
+            if t >= 2.0 and not killed:
+                victims = [w.name for w in coord.workers if w.link.facts().get("node_id") == node_b]
+                assert len(victims) == 1, [w.link.facts() for w in coord.workers]
+                killed.extend(victims)
+                os.killpg(cluster.procs[1].pid, signal.SIGKILL)
+
+        coord = Coordinator(spec, 2, launcher=launcher, on_line=lines.append, on_second=on_second)
+        started = time.monotonic()
+        result = coord.run(watch_signals=False)
+        took = time.monotonic() - started
+    assert not _our_processes(cluster.temp_dir), "Ray processes left behind"
+    assert killed
+    assert took < 60, took
+    assert not result.interrupted
+    assert [w.split(":")[0] for w in result.lost_workers] == killed
+    m = result.metrics()
+    assert m["workers_lost"] == 1
+    assert m["setups_completed"] == 40  # both workers' twenty came up before the kill
+    details = result.summary()["worker_details"]
+    assert [d["state"] for d in details if d["name"] in killed] == ["lost"]
+    assert [d["state"] for d in details if d["name"] not in killed] == ["done"]
 
 
 # ------------------------------------------------------------------ without a cluster
