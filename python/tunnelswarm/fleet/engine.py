@@ -116,7 +116,7 @@ from tunnelswarm.fleet.plan import (
     TrafficProfile,
     make_planner,
 )
-from tunnelswarm.fleet.stats import RunStats
+from tunnelswarm.fleet.stats import RunStats, series_columns
 from tunnelswarm.scenario.run import (
     CLIENT_LINK_MTU,
     TimelineEntry,
@@ -1164,17 +1164,15 @@ def bucket_row(stats: RunStats, second: int) -> dict[str, Any]:
     counted in it, the gauges' levels, that second's setup latency (``setup_count``,
     ``setup_p50/p90/p99``, ``setup_max``, seconds, None without setups) and running
     totals (``total_*``) of the main counters."""
-    b = stats.bucket(second)
-    row: dict[str, Any] = {"second": second, **dict(sorted(b.counters.items()))}
-    for name in ("sessions_up", "dtls_up"):
-        row[name] = int(b.gauges.get(name, stats.gauges.get(name, 0.0)))
-    h = b.setup
-    n = 0 if h is None else h.count
-    row["setup_count"] = n
-    values = h.percentiles([50.0, 90.0, 99.0]) if h is not None and n else [None] * 3
-    for p, v in zip((50, 90, 99), values, strict=True):
-        row[f"setup_p{p}"] = None if v is None else v / 1e6
-    row["setup_max"] = h.max / 1e6 if h is not None and n else None
+    b = stats.series.get(second)
+    row: dict[str, Any] = {"second": second, **dict(sorted((b.counters if b else {}).items()))}
+    gauges = ("sessions_up", "dtls_up")
+    cols = series_columns(b, {g: stats.level_at(g, second) for g in gauges}, (50.0, 90.0, 99.0))
+    for name in gauges:
+        row[name] = int(cols[name])
+    for name in ("setup_count", "setup_p50", "setup_p90", "setup_p99", "setup_max"):
+        v = cols[name]
+        row[name] = None if isinstance(v, float) and math.isnan(v) else v
     for name in ("sessions_started", "setups_completed", "sessions_failed"):
         row[f"total_{name}"] = stats.counters.get(name, 0)
     for name in ("errors", "reconnects"):

@@ -103,6 +103,7 @@ __all__ = [
     "RunStats",
     "SecondBucket",
     "StatsMerger",
+    "series_columns",
 ]
 
 #: setup phases in order; ``setup_{phase}`` histograms
@@ -585,21 +586,21 @@ class RunStats:
             row: dict[str, float] = {"second": s}
             for c in counters:
                 row[c] = 0 if b is None else b.counters.get(c, 0)
-            for g in gauge_names:
-                row[g] = self._level(samples[g], s)
-            up = row.get("sessions_up", 0.0)
-            row["dtls_ratio"] = row.get("dtls_up", 0.0) / up if up > 0 else math.nan
-            for name in SERIES_HISTOGRAMS:
-                h = None if b is None else b.histograms.get(name)
-                base = metric_base(name)
-                n = 0 if h is None else h.count
-                row[f"{base}_count"] = n
-                values = h.percentiles(ps) if h is not None and n else [None] * len(ps)
-                for p, v in zip(ps, values, strict=True):
-                    row[f"{base}_p{_pct_name(p)}"] = math.nan if v is None else _seconds(v)
-                row[f"{base}_max"] = _seconds(h.max) if h is not None and n else math.nan
+            row.update(series_columns(b, {g: self._level(samples[g], s) for g in gauge_names}, ps))
             rows.append(row)
         return rows
+
+    def level_at(self, name: str, second: int) -> float:
+        """Gauge ``name``'s level at the end of ``second``: its last sample at or before
+        it (0 before the first), as :meth:`timeseries_rows` fills gauges forward. The few
+        seconds before are looked at first (a gauge is usually set every second)."""
+        for s in range(second, max(-1, second - 8), -1):
+            b = self.series.get(s)
+            if b is not None and name in b.gauges:
+                return b.gauges[name]
+        if second - 8 < 0:
+            return 0.0
+        return self._level(self._gauge_samples(name), second)
 
     def timeseries_csv(self, percentiles: Iterable[float] = SERIES_PERCENTILES) -> str:
         """:meth:`timeseries_rows` as CSV text with a header line (NaN as an empty cell)."""
@@ -612,6 +613,30 @@ class RunStats:
         for row in rows:
             writer.writerow({k: _csv_cell(v) for k, v in row.items()})
         return out.getvalue()
+
+
+def series_columns(
+    bucket: SecondBucket | None, levels: dict[str, float], percentiles: Iterable[float]
+) -> dict[str, float]:
+    """The columns of one time-series row after its counters (:meth:`RunStats.
+    timeseries_rows`, the live view's rows, the engine's ``on_bucket``): each gauge's
+    level as given in ``levels``, ``dtls_ratio`` (NaN without sessions up), and per
+    series histogram of ``bucket`` ``{base}_count``, ``{base}_pNN`` for ``percentiles``
+    and ``{base}_max``, in seconds (NaN without samples)."""
+    ps = list(percentiles)
+    row: dict[str, float] = dict(levels)
+    up = row.get("sessions_up", 0.0)
+    row["dtls_ratio"] = row.get("dtls_up", 0.0) / up if up > 0 else math.nan
+    for name in SERIES_HISTOGRAMS:
+        h = None if bucket is None else bucket.histograms.get(name)
+        base = metric_base(name)
+        n = 0 if h is None else h.count
+        row[f"{base}_count"] = n
+        values = h.percentiles(ps) if h is not None and n else [None] * len(ps)
+        for p, v in zip(ps, values, strict=True):
+            row[f"{base}_p{_pct_name(p)}"] = math.nan if v is None else _seconds(v)
+        row[f"{base}_max"] = _seconds(h.max) if h is not None and n else math.nan
+    return row
 
 
 def _csv_cell(v: float) -> str:
@@ -747,7 +772,7 @@ class StatsMerger:
             _add_histograms(out.histograms, b.histograms)
             names.update(b.gauges)
         for name in names:
-            out.gauges[name] = sum(_level_at(p, name, second) for p in parts)
+            out.gauges[name] = sum(p.level_at(name, second) for p in parts)
         return out
 
 
@@ -760,15 +785,3 @@ def _add_histograms(into: dict[str, Histogram], other: dict[str, Histogram]) -> 
             into[name] = h.copy()
         else:
             mine.merge(h)
-
-
-def _level_at(stats: RunStats, name: str, second: int) -> float:
-    """Gauge ``name``'s level at the end of ``second``: its last sample at or before it
-    (0 before the first); the few seconds before are looked at first."""
-    for s in range(second, max(-1, second - 8), -1):
-        b = stats.series.get(s)
-        if b is not None and name in b.gauges:
-            return b.gauges[name]
-    if second - 8 < 0:
-        return 0.0
-    return RunStats._level(stats._gauge_samples(name), second)

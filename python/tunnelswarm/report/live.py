@@ -59,11 +59,10 @@ from rich.text import Text
 from tunnelswarm._core import Histogram
 from tunnelswarm.fleet.stats import (
     GAUGES,
-    SERIES_HISTOGRAMS,
     SERIES_LAYOUT,
     SERIES_PERCENTILES,
     RunStats,
-    metric_base,
+    series_columns,
 )
 from tunnelswarm.report._json import dumps
 
@@ -80,20 +79,6 @@ _US = 1_000_000
 _ROW_COUNTERS = ("sessions_started", "setups_completed", "errors", "reconnects")
 
 
-def _pct_name(p: float) -> str:
-    return str(int(p)) if float(p).is_integer() else repr(float(p))
-
-
-def _gauge_level(stats: RunStats, name: str, second: int) -> float:
-    """The level of gauge ``name`` at ``second``: the last sample at or before it (0
-    before the first), as :meth:`RunStats.timeseries_rows` fills gauges forward."""
-    for s in range(second, -1, -1):
-        b = stats.series.get(s)
-        if b is not None and name in b.gauges:
-            return b.gauges[name]
-    return 0.0
-
-
 def second_row(stats: RunStats, second: int) -> dict[str, float]:
     """The time-series row of ``second`` with the columns and values of
     :meth:`RunStats.timeseries_rows`, except that it lists only the counters counted in that
@@ -107,20 +92,8 @@ def second_row(stats: RunStats, second: int) -> dict[str, float]:
         row[c] = counters.get(c, 0)
     for c in sorted(set(counters) - set(_ROW_COUNTERS)):
         row[c] = counters[c]
-    gauge_names = sorted({*GAUGES, *stats.gauges})
-    for g in gauge_names:
-        row[g] = _gauge_level(stats, g, second)
-    up = row.get("sessions_up", 0.0)
-    row["dtls_ratio"] = row.get("dtls_up", 0.0) / up if up > 0 else math.nan
-    for name in SERIES_HISTOGRAMS:
-        h = None if b is None else b.histograms.get(name)
-        base = metric_base(name)
-        n = 0 if h is None else h.count
-        row[f"{base}_count"] = n
-        values = h.percentiles(SERIES_PERCENTILES) if h is not None and n else None
-        for i, p in enumerate(SERIES_PERCENTILES):
-            row[f"{base}_p{_pct_name(p)}"] = math.nan if values is None else values[i] / _US
-        row[f"{base}_max"] = h.max / _US if h is not None and n else math.nan
+    levels = {g: stats.level_at(g, second) for g in sorted({*GAUGES, *stats.gauges})}
+    row.update(series_columns(b, levels, SERIES_PERCENTILES))
     return row
 
 
