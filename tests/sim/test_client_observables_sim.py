@@ -9,6 +9,7 @@ client DPD 30 s and keepalive 20 s on both channels (``X-CSTP-DPD``, ``X-DTLS-DP
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +61,20 @@ def _options(info: MockAsaInfo, **kw: Any) -> ClientOptions:
     )
 
 
+def _client(
+    info: MockAsaInfo, net: MemNetwork, **kw: Any
+) -> contextlib.AbstractAsyncContextManager[ClientSession]:
+    """One client of the mock over the in-memory network (``kw``: ClientOptions fields,
+    or ``on_sample``)."""
+    on_sample = kw.pop("on_sample", None)
+    return open_client(
+        _options(info, **kw),
+        opener=net.stream_opener(CLIENT),
+        datagram_opener=net.datagram_opener(CLIENT),
+        on_sample=on_sample,
+    )
+
+
 def _network(seed: int) -> tuple[MemNetwork, LinkImpairments]:
     imp = LinkImpairments(latency=LATENCY, rng=random.Random(seed))
     net = MemNetwork(imp)
@@ -84,11 +99,7 @@ async def test_counters_follow_pings_over_dtls_and_survive_a_reconnect(
     with trio.fail_after(600):
         async with trio.open_nursery() as nursery:
             info = await _start(nursery, net, tmp_path)
-            async with open_client(
-                _options(info),
-                opener=net.stream_opener(CLIENT),
-                datagram_opener=net.datagram_opener(CLIENT),
-            ) as s:
+            async with _client(info, net) as s:
                 assert s.channel_counters() == ChannelCounters()
                 await _dtls_up(s)
                 report = await s.adapter.ping(INSIDE, count=3, interval=1)
@@ -124,11 +135,7 @@ async def test_counters_follow_pings_over_cstp_and_survive_a_reconnect(
     with trio.fail_after(600):
         async with trio.open_nursery() as nursery:
             info = await _start(nursery, net, tmp_path)
-            async with open_client(
-                _options(info, no_dtls=True),
-                opener=net.stream_opener(CLIENT),
-                datagram_opener=net.datagram_opener(CLIENT),
-            ) as s:
+            async with _client(info, net, no_dtls=True) as s:
                 report = await s.adapter.ping(INSIDE, count=3, interval=1, payload_len=100)
                 assert report.received == 3
                 c = s.channel_counters()
@@ -161,12 +168,7 @@ async def test_dpd_round_trips_are_sampled_per_channel(
     with trio.fail_after(900):
         async with trio.open_nursery() as nursery:
             info = await _start(nursery, net, tmp_path)
-            async with open_client(
-                _options(info),
-                opener=net.stream_opener(CLIENT),
-                datagram_opener=net.datagram_opener(CLIENT),
-                on_sample=on_sample,
-            ) as s:
+            async with _client(info, net, on_sample=on_sample) as s:
                 await _dtls_up(s)
                 t0 = trio.current_time()
                 # both channels idle (no data): each DPD timer (30 s) sends requests
@@ -203,12 +205,7 @@ async def test_longer_path_gives_longer_dpd_round_trips(
     with trio.fail_after(900):
         async with trio.open_nursery() as nursery:
             info = await _start(nursery, net, tmp_path)
-            async with open_client(
-                _options(info),
-                opener=net.stream_opener(CLIENT),
-                datagram_opener=net.datagram_opener(CLIENT),
-                on_sample=lambda n, v: samples.append((n, v)),
-            ) as s:
+            async with _client(info, net, on_sample=lambda n, v: samples.append((n, v))) as s:
                 await _dtls_up(s)
                 imp.set("latency", 0.15)
                 await trio.sleep(100)
