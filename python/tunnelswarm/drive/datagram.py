@@ -15,6 +15,8 @@ from typing import Protocol
 
 import trio
 
+from tunnelswarm.drive.stream import TryFirst
+
 __all__ = [
     "DatagramChannel",
     "DatagramOpener",
@@ -38,18 +40,29 @@ DatagramOpener = Callable[[str, int], Awaitable[DatagramChannel]]
 
 
 class UdpChannel:
-    """A connected UDP socket (a fresh source port per channel)."""
+    """A connected UDP socket (a fresh source port per channel), driven
+    :class:`~tunnelswarm.drive.stream.TryFirst` like the TCP streams."""
 
-    def __init__(self, sock: trio.socket.SocketType) -> None:
+    def __init__(self, sock: socket.socket) -> None:
+        self._io = TryFirst(sock)
         self._sock = sock
 
     async def send(self, datagram: bytes) -> None:
-        await self._sock.send(datagram)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                self._sock.send(datagram)
+                break
+            except BlockingIOError:
+                await self._io.wait_writable()
+        await self._io.fair()
 
     async def recv(self) -> bytes:
-        return await self._sock.recv(DATAGRAM_MAX)
+        return await self._io.recv(DATAGRAM_MAX)
 
     def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            trio.lowlevel.notify_closing(self._sock)
         self._sock.close()
 
 
@@ -69,16 +82,32 @@ def bound_udp_opener(local_address: str) -> DatagramOpener:
 
 
 async def _open_udp(host: str, port: int, local_address: str | None) -> DatagramChannel:
+    """A UDP socket connected to an IP address (a name is resolved by Trio first)."""
+    await trio.lowlevel.checkpoint_if_cancelled()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+    if not _is_ip(family, host):
+        infos = await trio.socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)
+        if not infos:
+            raise OSError(f"cannot resolve {host}")
+        host = str(infos[0][4][0])
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        sock.setblocking(False)
         if local_address is not None:
-            await sock.bind((local_address, 0))
-        await sock.connect((host, port))
+            sock.bind((local_address, 0))
+        sock.connect((host, port))  # UDP: no packet, never blocks
     except BaseException:
         sock.close()
         raise
     return UdpChannel(sock)
+
+
+def _is_ip(family: int, host: str) -> bool:
+    try:
+        socket.inet_pton(family, host)
+    except OSError:
+        return False
+    return True
 
 
 class _BlackHole:

@@ -182,8 +182,10 @@ class _ImpairedStream(trio.abc.Stream):
         if sock is not None:
             with contextlib.suppress(OSError):  # RST instead of FIN, like a middlebox reset
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                trio.lowlevel.notify_closing(sock)  # wake our readers (Trio forgets the fd)
             with contextlib.suppress(OSError):
-                sock.close()  # with linger 0: the kernel sends RST; our readers wake up
+                sock.close()  # with linger 0: the kernel sends RST
         return True
 
     @property

@@ -12,6 +12,7 @@ reason; core errors arrive already typed (``tunnelswarm.errors``).
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,16 @@ import trio
 from tunnelswarm._core import CstpConnection
 from tunnelswarm.errors import ConnectionLost
 
-__all__ = ["Opener", "TlsStream", "bound_tcp_opener", "now_us", "tcp_opener", "wall_time"]
+__all__ = [
+    "DirectSocketStream",
+    "Opener",
+    "TlsStream",
+    "TryFirst",
+    "bound_tcp_opener",
+    "now_us",
+    "tcp_opener",
+    "wall_time",
+]
 
 #: opens a Trio stream to (host, port); tests inject in-memory networks here
 Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
@@ -30,16 +40,36 @@ Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
 async def tcp_opener(host: str, port: int) -> trio.abc.Stream:
     """The real network: a TCP connection.
 
-    An IP address (the load engine's usual target) is connected directly: the same one
-    socket and SYN that ``trio.open_tcp_stream`` makes for a single address, without its
-    resolver and happy-eyeballs nursery; a failure reads as Trio's does. A name goes
-    through ``trio.open_tcp_stream``."""
+    An IP address (the load engine's usual target) is connected directly: one socket and
+    one SYN, as ``trio.open_tcp_stream`` makes for a single address, without its resolver
+    and happy-eyeballs nursery, and the stream is a :class:`DirectSocketStream`; a
+    failure reads as Trio's does. A name goes through ``trio.open_tcp_stream``."""
+    return await _open_tcp(host, port, None)
+
+
+def bound_tcp_opener(local_address: str) -> Opener:
+    """The real network from a chosen local source address (the load engine's
+    ``--source`` pool): ``bind`` to ``local_address`` before ``connect``, any port.
+
+    The address must be this machine's (any ``127.x.y.z`` is, on Linux); a bind that fails
+    is an ``OSError`` like a refused connection, so the caller reports it the same way."""
+
+    async def open_(host: str, port: int) -> trio.abc.Stream:
+        return await _open_tcp(host, port, local_address)
+
+    return open_
+
+
+async def _open_tcp(host: str, port: int, local_address: str | None) -> trio.abc.Stream:
     family = _ip_family(host)
     if family is None:
-        return await trio.open_tcp_stream(host, port)
-    sock = trio.socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        return await trio.open_tcp_stream(host, port, local_address=local_address)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        await sock.connect((host, port))
+        sock.setblocking(False)
+        if local_address is not None:
+            sock.bind((local_address, 0))
+        await _connect(sock, (host, port))
     except OSError as e:
         sock.close()
         where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
@@ -48,7 +78,22 @@ async def tcp_opener(host: str, port: int) -> trio.abc.Stream:
     except BaseException:
         sock.close()
         raise
-    return trio.SocketStream(sock)
+    return DirectSocketStream(sock)
+
+
+async def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
+    """A non-blocking connect: start it, wait until the socket is writable, read the
+    outcome (``SO_ERROR``) -- what Trio's ``socket.connect`` does."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        sock.connect(address)
+        return
+    except BlockingIOError:
+        pass
+    await trio.lowlevel.wait_writable(sock)
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, f"Error connecting to {address}: {os.strerror(err)}")
 
 
 def _ip_family(host: str) -> int | None:
@@ -62,17 +107,110 @@ def _ip_family(host: str) -> int | None:
     return None
 
 
-def bound_tcp_opener(local_address: str) -> Opener:
-    """The real network from a chosen local source address (the load engine's
-    ``--source`` pool): ``bind`` to ``local_address`` before ``connect``, any port.
+#: immediate socket operations a stream may do in a row before it yields to the scheduler
+#: once (fairness: a peer that always has data ready must not starve the other tasks)
+YIELD_EVERY = 16
 
-    The address must be this machine's (any ``127.x.y.z`` is, on Linux); a bind that fails
-    is an ``OSError`` like a refused connection, so the caller reports it the same way."""
 
-    async def open_(host: str, port: int) -> trio.abc.Stream:
-        return await trio.open_tcp_stream(host, port, local_address=local_address)
+class TryFirst:
+    """Try-first IO on a non-blocking socket: the operation is tried at once, and Trio is
+    asked to wait for readiness only when the kernel says it would block. Cancellation is
+    honoured at every call (``checkpoint_if_cancelled``: nothing is consumed when it
+    raises), and after :data:`YIELD_EVERY` immediate operations in a row it yields once,
+    shielded (never losing what it just read)."""
 
-    return open_
+    __slots__ = ("_run", "socket")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+        self._run = 0
+
+    async def fair(self) -> None:
+        """One immediate operation done: yield once every :data:`YIELD_EVERY`."""
+        self._run += 1
+        if self._run >= YIELD_EVERY:
+            self._run = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_writable(self) -> None:
+        self._run = 0
+        await trio.lowlevel.wait_writable(self.socket)
+
+    async def recv(self, size: int) -> bytes:
+        """One ``recv`` (OSError as the socket raises it)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                data = self.socket.recv(size)
+            except BlockingIOError:
+                self._run = 0
+                await trio.lowlevel.wait_readable(self.socket)
+                continue
+            await self.fair()
+            return data
+
+
+class DirectSocketStream(trio.abc.HalfCloseableStream):
+    """A connected TCP socket driven without Trio's per-call scheduling.
+
+    ``trio.SocketStream`` passes through the scheduler at every call (a send that the
+    kernel takes at once still costs a full scheduler trip and a cancel scope); at a load
+    run's rate of set-ups those trips are most of the client's CPU. This stream does its
+    IO :class:`TryFirst`. ``TCP_NODELAY`` is set, as ``trio.SocketStream`` does.
+    :meth:`try_send` lets :class:`TlsStream` hand bytes to the kernel without awaiting.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._io = TryFirst(sock)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.socket = sock
+        self._closed = False
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        """Send what the kernel takes now; the byte count (0 if it would block)."""
+        if self._closed:
+            raise trio.ClosedResourceError("the stream was closed")
+        try:
+            return self.socket.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            raise trio.BrokenResourceError(f"socket send failed: {e}") from e
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        with memoryview(data) as view:
+            sent = self.try_send(view)
+            while sent < len(view):
+                await self._io.wait_writable()
+                sent += self.try_send(view[sent:])
+        await self._io.fair()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.wait_writable(self.socket)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._closed:
+            raise trio.ClosedResourceError("the stream was closed")
+        try:
+            return await self._io.recv(max_bytes or RECEIVE_SIZE)
+        except OSError as e:
+            raise trio.BrokenResourceError(f"socket receive failed: {e}") from e
+
+    async def send_eof(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_WR)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self.socket.fileno() >= 0:  # (a reset may have closed it already)
+                trio.lowlevel.notify_closing(self.socket)
+            self.socket.close()
+        await trio.lowlevel.checkpoint()
 
 
 RECEIVE_SIZE = 65536
@@ -100,6 +238,7 @@ class TlsStream:
         self.eof = False
         self.bytes_in = 0
         self.bytes_out = 0
+        self._direct = stream if isinstance(stream, DirectSocketStream) else None
 
     @classmethod
     async def connect(
@@ -145,21 +284,45 @@ class TlsStream:
         Bytes taken from the core are sent shielded from cancellation: a TLS record cut
         in half (a traffic task cancelled mid-send, then the BYE written after it) would
         make the peer fail the whole connection with a bad record MAC. The shield is
-        bounded: a send that makes no progress for :data:`SEND_STALL` seconds fails."""
+        bounded: a send that makes no progress for :data:`SEND_STALL` seconds fails.
+
+        On a :class:`DirectSocketStream` with no other sender, the bytes go to the
+        kernel at once and nothing is awaited unless the socket is full (then the rest
+        goes the shielded way)."""
+        direct = self._direct
+        if direct is None or self._send_lock.locked():
+            await self._flush_locked()
+            return
+        self._send_lock.acquire_nowait()
+        try:
+            while (data := self.conn.poll_transmit()) is not None:
+                try:
+                    sent = direct.try_send(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                    raise ConnectionLost(f"sending on the TLS connection failed: {e}") from None
+                if sent < len(data):
+                    await self._send_shielded(memoryview(data)[sent:])
+                self.bytes_out += len(data)
+        finally:
+            self._send_lock.release()
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def _flush_locked(self) -> None:
         async with self._send_lock:
             while (data := self.conn.poll_transmit()) is not None:
-                with trio.CancelScope(shield=True):
-                    try:
-                        with trio.move_on_after(SEND_STALL) as stalled:
-                            await self.stream.send_all(data)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-                        raise ConnectionLost(f"sending on the TLS connection failed: {e}") from None
-                if stalled.cancelled_caught:
-                    raise ConnectionLost(
-                        f"sending on the TLS connection stalled for {SEND_STALL:g} s"
-                    )
+                await self._send_shielded(data)
                 self.bytes_out += len(data)
                 await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def _send_shielded(self, data: bytes | memoryview) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                with trio.move_on_after(SEND_STALL) as stalled:
+                    await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                raise ConnectionLost(f"sending on the TLS connection failed: {e}") from None
+        if stalled.cancelled_caught:
+            raise ConnectionLost(f"sending on the TLS connection stalled for {SEND_STALL:g} s")
 
     async def receive(self) -> bool:
         """Read once from the socket into the core. False at EOF (after the core saw it)."""
