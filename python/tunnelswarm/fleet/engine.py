@@ -1064,6 +1064,8 @@ class LoadEngine:
     # ---------------------------------------------------------------- traffic
     async def _hold(self, s: ClientSession) -> None:
         t = self.spec.traffic
+        if t.ping is None and t.udp is None and t.flows is None:
+            await trio.sleep_forever()  # (no nursery to open and close per session)
         async with trio.open_nursery() as nursery:
             if t.ping is not None:
                 nursery.start_soon(self._probe_loop, s, t.ping.interval, "icmp", t.ping.size)
