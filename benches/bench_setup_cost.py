@@ -5,10 +5,12 @@ network namespace (``tunnelswarm.testing.ocserv``, CSTP + DTLS on one port, no l
 clients, rate or ban score) serves both sides in turn:
 
 * **tunnelswarm**: one ``tunnelswarm run`` load process (one Trio loop, ``--workers 1``),
-  closed model of ``--sessions`` clients ramping at ``--rate``; every client logs in,
-  CONNECTs, brings DTLS up, holds until ``--hold`` seconds after the last one is up and
-  then disconnects. Its CPU time is the ``os.wait4`` rusage of the process (user +
-  system, all threads). The same command with ``-n 1`` (run before and after the big
+  open model: ``--sessions`` sessions arrive at ``--rate`` (``--open RATE --duration
+  N/RATE``), each with a fixed ``--lifetime`` of ``--hold`` seconds: it logs in,
+  CONNECTs, brings DTLS up, holds, disconnects — the same life as one openconnect
+  process below (the lifetime counts from the session's start, so it holds its set-up
+  time, ~20 ms, less). Its CPU time is the ``os.wait4`` rusage of the process (user +
+  system, all threads). The same command with one session (run before and after the big
   run) is the fixed cost: interpreter start, imports, one session. Two numbers follow:
   *marginal* = (cpu(N) - cpu(1)) / (U - 1), what one more session costs, and *total* =
   cpu(N) / U, everything the run spent divided by its sessions; U counts the sessions
@@ -20,11 +22,20 @@ clients, rate or ban score) serves both sides in turn:
   ``os.wait4``: its CPU time is the whole process, exec and library start-up included —
   the cost of one session the one-process-per-user way.
 
-Both sides do the same work per session (TLS login, CONNECT, DTLS, idle hold, disconnect);
-only sessions with DTLS up count, and a side with failures says so. Idle holding costs
-little (~2 ms of CPU per second for the whole tunnelswarm process), so the longer hold of
-the early tunnelswarm sessions (they wait for the ramp to finish) hardly shows. CPU *time*
-is measured, not wall time, so a busy machine hardly skews it. Printed: CPU ms per
+* **Trio floor** (``setup_floor.py``): the same wire exchange per session — the requests
+  of one real login replayed with each session's cookies, CONNECT, DTLS, hold, BYE — on
+  the same building blocks (direct sockets, ``TlsStream``, the Rust TLS/DTLS cores) but
+  none of tunnelswarm's engine, session, policy or statistics logic. Measured like the
+  tunnelswarm side (marginal CPU), it is the least any client that drives each socket
+  from Python on a Trio loop can spend here: openconnect's figure divided by it is the
+  best ratio that design can reach on this machine.
+
+All sides do the same work per session (TLS login, CONNECT, DTLS, a hold of the same
+length, disconnect); only sessions with DTLS up count, and a side with failures says so.
+(Until 2026-11-30 the tunnelswarm side was a closed model whose early sessions held until
+the whole ramp was over; an idle session costs the process some 20-40 us of CPU per
+second, so that charged tunnelswarm ~0.3 ms per session of holding openconnect did not
+do.) CPU *time* is measured, not wall time, so a busy machine hardly skews it. Printed: CPU ms per
 session on each side, their ratio and the target of the issue (tunnelswarm ≥ 10× less
 CPU per session than openconnect). It asserts nothing.
 
@@ -134,8 +145,10 @@ def tunnelswarm_run(
 ) -> TsRun:
     """One ``tunnelswarm run`` load process against ``server``; its CPU and outcome."""
     out, err = tmp / f"ts-{sessions}.jsonl", tmp / f"ts-{sessions}.err"
-    cmd = [sys.executable, "-m", "tunnelswarm", "run", "-n", str(sessions), "--rate", rate]
-    cmd += ["--hold", f"{hold:g}s", "--headend", server.url, "--servercert", server.pin]
+    per_s = float(rate.removesuffix("/s"))
+    cmd = [sys.executable, "-m", "tunnelswarm", "run", "--open", rate]
+    cmd += ["--duration", f"{sessions / per_s:g}s", "--lifetime", f"{hold:g}s"]
+    cmd += ["--headend", server.url, "--servercert", server.pin]
     cmd += ["--user", server.user, "--password", server.password, "--workers", "1"]
     cmd += ["--no-preflight", "-q", "--json-lines"]
     t0 = time.monotonic()
@@ -166,6 +179,42 @@ def tunnelswarm_run(
 
 
 # ------------------------------------------------------------------ openconnect
+@dataclass
+class FloorRun:
+    sessions: int
+    cpu: float
+    up: int
+    dtls: int
+    failed: int
+    why: str
+
+
+def floor_run(server: OcservInstance, sessions: int, rate: str, hold: float, tmp: Path) -> FloorRun:
+    """``setup_floor.py`` (the same wire exchange on a bare Trio loop): CPU and outcome."""
+    per_s = float(rate.removesuffix("/s"))
+    err = tmp / f"floor-{sessions}.err"
+    cmd = [sys.executable, str(Path(__file__).with_name("setup_floor.py")), server.url]
+    cmd += [server.pin, server.user, server.password, str(sessions), f"{per_s:g}", f"{hold:g}"]
+    with err.open("w") as fe:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=fe, text=True
+        )
+    LIVE[proc.pid] = (proc, False)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    done = reap(proc, block=True)
+    assert done is not None
+    code, cpu = done
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    counts: dict[str, int] = json.loads(lines[-1]) if lines and code == 0 else {}
+    why = "" if counts else f"exit {code}: {err.read_text(errors='replace').strip()[-300:]}"
+    if counts.get("failed"):
+        why = f"{counts['failed']} failed: {err.read_text(errors='replace').strip()[-300:]}"
+    return FloorRun(
+        sessions, cpu, counts.get("up", 0), counts.get("dtls", 0), counts.get("failed", 0), why
+    )
+
+
 @dataclass
 class OcRun:
     proc: subprocess.Popen[str]
@@ -280,6 +329,11 @@ def run(args: argparse.Namespace) -> int:
             base1 = tunnelswarm_run(server, 1, rate, hold, tmp)
             big = tunnelswarm_run(server, n, rate, hold, tmp)
             base2 = tunnelswarm_run(server, 1, rate, hold, tmp)
+            wait_no_users(server, 5.0)
+            floor1 = floor_run(server, 1, rate, hold, tmp)
+            wait_no_users(server, 5.0)
+            floor_big = floor_run(server, n, rate, hold, tmp)
+            wait_no_users(server, 5.0)
             ocs = openconnect_runs(server, args.openconnect, args.parallel, hold, tmp)
             still = wait_no_users(server, 5.0)
         finally:
@@ -287,16 +341,25 @@ def run(args: argparse.Namespace) -> int:
     base = (base1.cpu + base2.cpu) / 2
     print()
     print(
-        f"tunnelswarm: one process, {n} sessions ramping at {rate}, held until {hold:g} s "
-        f"after the last is up, then disconnected"
+        f"tunnelswarm: one process, {n} sessions arriving at {rate}, each held {hold:g} s "
+        "(--lifetime), then disconnected"
     )
     for r in (base1, big, base2):
         ok = r.completed == r.sessions and r.dtls == r.sessions and not r.why
         print(
-            f"  -n {r.sessions:<5} CPU {r.cpu:7.3f} s  wall {r.wall:5.1f} s  set-ups "
+            f"  {r.sessions:>5} sessions  CPU {r.cpu:7.3f} s  wall {r.wall:5.1f} s  set-ups "
             f"{r.completed}/{r.sessions}, DTLS {r.dtls}, errors {r.errors}, aborted {r.aborted}"
             + ("" if r.setup_p99 is None else f", setup p99 {r.setup_p99 * 1000:.0f} ms")
             + ("" if ok else f"  FAILURES: {r.why}")
+        )
+    print(
+        f"Trio floor (setup_floor.py): the same wire exchange, {n} sessions at {rate}, "
+        "no engine or session logic"
+    )
+    for f in (floor1, floor_big):
+        print(
+            f"  {f.sessions:>5} sessions  CPU {f.cpu:7.3f} s  up {f.up}/{f.sessions}, DTLS {f.dtls}"
+            + (f"  FAILURES: {f.why}" if f.why else "")
         )
     good = [r for r in ocs if not r.failure and r.cpu is not None]
     cpus = sorted(r.cpu for r in good if r.cpu is not None)
@@ -322,11 +385,11 @@ def run(args: argparse.Namespace) -> int:
     print("| client CPU per established session | ms | what it includes |")
     print("| --- | --- | --- |")
     print(
-        f"| tunnelswarm, marginal | {marginal_ms:.2f} | (cpu(-n {n}) - cpu(-n 1)) / {up - 1}: "
+        f"| tunnelswarm, marginal | {marginal_ms:.2f} | (cpu({n}) - cpu(1)) / {up - 1}: "
         f"login, CONNECT, DTLS, hold, disconnect |"
     )
     print(
-        f"| tunnelswarm, total | {total_ms:.2f} | cpu(-n {n}) / {up}: the above plus the "
+        f"| tunnelswarm, total | {total_ms:.2f} | cpu({n}) / {up}: the above plus the "
         f"process's start and imports ({base * 1000:.0f} ms with one session) |"
     )
     print(
@@ -334,9 +397,19 @@ def run(args: argparse.Namespace) -> int:
         f"{cpus[0] * 1000:.1f}, median {cpus[len(cpus) // 2] * 1000:.1f}, max "
         f"{cpus[-1] * 1000:.1f}): exec, library start-up, the same session |"
     )
+    floor_ms = None
+    if floor_big.dtls >= 2 and not floor_big.why:
+        floor_ms = (floor_big.cpu - floor1.cpu) / (floor_big.dtls - 1) * 1000
+        print(
+            f"| Trio floor, marginal | {floor_ms:.2f} | the same exchange with no tunnelswarm "
+            "logic: the least a Python-driven client spends on this machine |"
+        )
     ratio_m, ratio_t = oc_ms / marginal_ms, oc_ms / total_ms
     print()
     print(f"ratio openconnect / tunnelswarm: {ratio_m:.1f}x (marginal), {ratio_t:.1f}x (total)")
+    if floor_ms is not None:
+        best = oc_ms / floor_ms
+        print(f"ratio openconnect / Trio floor: {best:.1f}x (the most a Python-driven client gets)")
     failed = big.why or len(good) < len(ocs)
     if failed or still:
         print(f"(clients' and ocserv's logs: {tmp})")
@@ -351,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=500, help="tunnelswarm sessions")
-    ap.add_argument("--rate", default="25/s", help="tunnelswarm ramp-up rate")
+    ap.add_argument("--rate", default="25/s", help="session arrival rate (tunnelswarm, floor)")
     ap.add_argument("--openconnect", type=int, default=30, help="openconnect processes")
     ap.add_argument("--parallel", type=int, default=5, help="openconnect processes at a time")
     ap.add_argument("--hold", type=float, default=3.0, help="seconds each session holds")
