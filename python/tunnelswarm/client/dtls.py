@@ -241,8 +241,14 @@ class DtlsChannel:
             self.conn, self.sock = None, None
             sock.close()
 
-    async def _flush(self, conn: DtlsConnection, sock: DatagramChannel) -> None:
-        while (dgram := conn.poll_transmit(now_us())) is not None:
+    async def _flush(
+        self, conn: DtlsConnection, sock: DatagramChannel, now: int | None = None
+    ) -> None:
+        """Send what the core has queued; ``now``: the caller's reading of the clock, if it
+        has one (a clock read costs as much as the core's call; one per flush is enough)."""
+        if now is None:
+            now = now_us()
+        while (dgram := conn.poll_transmit(now)) is not None:
             if self.impairments.block_udp:
                 self.counters.dropped_impaired += 1
                 continue
@@ -293,8 +299,9 @@ class DtlsChannel:
             if self.impairments.block_udp:
                 self.counters.dropped_impaired += 1
                 continue
-            conn.handle_datagram(now_us(), data)
-            await self._flush(conn, sock)
+            now = now_us()
+            conn.handle_datagram(now, data)
+            await self._flush(conn, sock, now)
             if (r := self._dispatch(conn, conn.poll_events())) is not None:
                 finish(r)
                 return
@@ -323,12 +330,13 @@ class DtlsChannel:
         if not self.up or conn is None or sock is None:
             return False
         try:
-            conn.send_data(now_us(), packet)
+            now = now_us()
+            conn.send_data(now, packet)
         except TunnelswarmError:
             return False
         self.counters.tx_packets += 1
         self.counters.tx_bytes += len(packet)
-        await self._flush(conn, sock)
+        await self._flush(conn, sock, now)
         return True
 
     async def dpd_round_trip(self, timeout: float = 5.0, payload: bytes = b"") -> bool:
