@@ -225,18 +225,8 @@ class DtlsChannel:
         self._dpd_sent = None
         try:
             self.log.info("DTLS: handshake %s %s to %s:%d", p.mode, p.cipher, p.host, p.port)
-            async with trio.open_nursery() as nursery:
-                outcome: list[str] = []
-
-                def finish(reason: str) -> None:
-                    if not outcome:
-                        outcome.append(reason)
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(self._reader, conn, sock, finish)
-                nursery.start_soon(self._timers, conn, sock, finish)
-                await self._flush(conn, sock)
-            return outcome[0] if outcome else "stopped"
+            await self._flush(conn, sock)
+            return await self._serve(conn, sock)
         finally:
             self.conn, self.sock = None, None
             sock.close()
@@ -286,43 +276,43 @@ class DtlsChannel:
                 return "dead peer: no DTLS record for more than 2 x DPD"
         return None
 
-    async def _reader(
-        self, conn: DtlsConnection, sock: DatagramChannel, finish: Callable[[str], None]
-    ) -> None:
+    async def _serve(self, conn: DtlsConnection, sock: DatagramChannel) -> str:
+        """One attempt's single task: each datagram in, each timer when it is due, until a
+        reason to end the attempt (a failed handshake, a dead peer).
+
+        It waits for a datagram until the core's next deadline; the datagram channels
+        lose nothing to a receive cut short by that deadline."""
+        while True:
+            deadline = conn.next_deadline()
+            data: bytes | None = None
+            with trio.move_on_at(math.inf if deadline is None else deadline / 1_000_000):
+                data = await self._receive(sock)
+            now = now_us()
+            if data is None:  # the deadline: run the core's timers
+                if self.on_dpd_rtt is None:
+                    conn.handle_timeout(now)
+                else:
+                    sent = conn.stats()["dpd_requests_out"]
+                    conn.handle_timeout(now)
+                    if conn.stats()["dpd_requests_out"] != sent:  # the DPD timer sent one
+                        self._dpd_sent = trio.current_time()
+            elif self.impairments.block_udp:
+                self.counters.dropped_impaired += 1
+                continue
+            else:
+                conn.handle_datagram(now, data)
+            await self._flush(conn, sock, now)
+            if (r := self._dispatch(conn, conn.poll_events())) is not None:
+                return r
+
+    @staticmethod
+    async def _receive(sock: DatagramChannel) -> bytes:
         while True:
             try:
-                data = await sock.recv()
+                return await sock.recv()
             except OSError:
                 # ICMP port unreachable and the like: keep waiting; the give-up timer decides
                 await trio.sleep(0.05)
-                continue
-            if self.impairments.block_udp:
-                self.counters.dropped_impaired += 1
-                continue
-            now = now_us()
-            conn.handle_datagram(now, data)
-            await self._flush(conn, sock, now)
-            if (r := self._dispatch(conn, conn.poll_events())) is not None:
-                finish(r)
-                return
-
-    async def _timers(
-        self, conn: DtlsConnection, sock: DatagramChannel, finish: Callable[[str], None]
-    ) -> None:
-        while True:
-            deadline = conn.next_deadline()
-            await trio.sleep_until(math.inf if deadline is None else deadline / 1_000_000)
-            if self.on_dpd_rtt is None:
-                conn.handle_timeout(now_us())
-            else:
-                sent = conn.stats()["dpd_requests_out"]
-                conn.handle_timeout(now_us())
-                if conn.stats()["dpd_requests_out"] != sent:  # the DPD timer sent one
-                    self._dpd_sent = trio.current_time()
-            await self._flush(conn, sock)
-            if (r := self._dispatch(conn, conn.poll_events())) is not None:
-                finish(r)
-                return
 
     async def send(self, packet: bytes) -> bool:
         """Send an IP packet over DTLS. False if DTLS is not up (use CSTP)."""

@@ -231,6 +231,8 @@ class _ImpairedDatagrams:
         self.inner = inner
         self.imp = imp
         self.port = port
+        #: a received datagram still in its delay, and when it is due
+        self._held: tuple[bytes, float] | None = None
 
     async def send(self, datagram: bytes) -> None:
         fate = self.imp.datagram(len(datagram), self.port)
@@ -242,13 +244,20 @@ class _ImpairedDatagrams:
         await self.inner.send(datagram)
 
     async def recv(self) -> bytes:
+        """The next datagram the impairments let through, after its delay. A receive
+        cancelled during the delay keeps the datagram for the next one (not lost)."""
         while True:
-            data = await self.inner.recv()
-            fate = self.imp.datagram(len(data), self.port)
-            if isinstance(fate, str):
-                continue
-            if fate:
-                await trio.sleep(fate)
+            if self._held is None:
+                data = await self.inner.recv()
+                fate = self.imp.datagram(len(data), self.port)
+                if isinstance(fate, str):
+                    continue
+                if not fate:
+                    return data
+                self._held = (data, trio.current_time() + fate)
+            data, due = self._held
+            await trio.sleep_until(due)
+            self._held = None
             return data
 
     def close(self) -> None:

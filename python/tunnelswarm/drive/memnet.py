@@ -231,7 +231,8 @@ class MemUdpSocket:
             for i, d in enumerate(self.queue):  # the first one due (latency may change)
                 if d.at <= now:
                     del self.queue[i]
-                    await trio.lowlevel.checkpoint()
+                    # shielded: a receive cancelled here must not lose what it took
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                     return d.data, d.src
             deadline = min((d.at for d in self.queue), default=math.inf)
             await self.waiter.wait_until(deadline)
