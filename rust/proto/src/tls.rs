@@ -395,6 +395,9 @@ impl TlsSession {
         }
         while !data.is_empty() {
             match self.conn.read_tls(&mut data) {
+                // rustls takes nothing once close_notify was read: the peer has finished,
+                // and what it sent after that is ignored (looping here would never end)
+                Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => return Err(self.fail(TlsError::Protocol(one_line(e)))),
             }
@@ -634,19 +637,27 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn handshake_with_ca_and_data_both_ways() {
+    /// A client made with `opts` (roots from `opts_for(&pki)`) and a server, handshake done.
+    fn established(
+        opts_for: impl Fn(&TestPki) -> ClientOptions,
+    ) -> (TlsSession, TlsSession, TestPki) {
         let p = pki();
-        let mut c = client(ClientOptions {
-            roots_pem: Some(p.ca_pem.clone().into_bytes()),
-            keylog: true,
-            ..Default::default()
-        });
+        let mut c = client(opts_for(&p));
         let mut s =
             TlsSession::server(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), NOW, false).unwrap();
         let (a, b) = pump(&mut c, &mut s);
         a.unwrap();
         b.unwrap();
+        (c, s, p)
+    }
+
+    #[test]
+    fn handshake_with_ca_and_data_both_ways() {
+        let (mut c, mut s, p) = established(|p| ClientOptions {
+            roots_pem: Some(p.ca_pem.clone().into_bytes()),
+            keylog: true,
+            ..Default::default()
+        });
         assert!(!c.is_handshaking());
         assert_eq!(c.peer_pin().as_deref(), Some(p.pin.as_str()));
         c.write(b"POST / HTTP/1.1\r\n\r\n").unwrap();
@@ -759,6 +770,29 @@ pub(crate) mod tests {
             .unwrap_err();
         assert!(matches!(e, TlsError::Protocol(_)));
         assert_eq!(c.handle_input(0, b"x"), Err(e));
+    }
+
+    #[test]
+    fn bytes_after_close_notify_are_ignored_not_spun_on() {
+        // rustls' read_tls takes nothing more once close_notify was read: the rest of the
+        // same TCP read (here another record) must end handle_input, not loop it forever
+        let (mut c, mut s, _) = established(|_| ClientOptions {
+            insecure: true,
+            ..Default::default()
+        });
+        c.write(b"BYE").unwrap();
+        c.close();
+        c.write(b"after").unwrap();
+        let mut wire = Vec::new();
+        while let Some(x) = c.poll_transmit() {
+            wire.extend_from_slice(&x);
+        }
+        wire.extend_from_slice(b"\x17\x03\x03\x00\x05junk");
+        assert_eq!(s.handle_input(0, &wire), Ok(()));
+        assert!(s.peer_closed());
+        assert_eq!(s.take_plaintext(), b"BYE");
+        assert_eq!(s.handle_input(0, b"more"), Ok(()));
+        assert_eq!(s.take_plaintext(), b"");
     }
 
     #[test]
