@@ -136,6 +136,8 @@ pub struct CstpConnection {
     events: VecDeque<Event>,
     stats: CstpStats,
     error: Option<CstpError>,
+    /// DISCONNECT and close_notify were sent: no frame, and no timer, after them
+    disconnected: bool,
 }
 
 /// Boxed so `CstpConnection` stays small while in HTTP mode.
@@ -159,6 +161,7 @@ impl CstpConnection {
             events: VecDeque::new(),
             stats: CstpStats::default(),
             error: None,
+            disconnected: false,
         }
     }
 
@@ -333,6 +336,9 @@ impl CstpConnection {
         ptype: PacketType,
         payload: &[u8],
     ) -> Result<(), CstpError> {
+        if self.disconnected {
+            return Err(CstpError::Misuse("CSTP frame sent after DISCONNECT"));
+        }
         let Some(st) = &mut self.cstp else {
             return Err(CstpError::Misuse("CSTP frame sent before start_cstp"));
         };
@@ -362,6 +368,7 @@ impl CstpConnection {
         };
         self.send_frame(now, PacketType::Disconnect, &d.to_payload())?;
         self.tls.close();
+        self.disconnected = true;
         Ok(())
     }
 
@@ -377,7 +384,7 @@ impl CstpConnection {
 
     /// When `handle_timeout` should next be called.
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.error.is_some() {
+        if self.error.is_some() || self.disconnected {
             return None;
         }
         self.cstp
@@ -387,7 +394,7 @@ impl CstpConnection {
 
     /// Run due timers (§7.1). Early calls do nothing.
     pub fn handle_timeout(&mut self, now: u64) -> Result<(), CstpError> {
-        if self.error.is_some() {
+        if self.error.is_some() || self.disconnected {
             return Ok(());
         }
         loop {
@@ -538,6 +545,23 @@ mod tests {
         assert_eq!(log, vec![(75, Event::PeerDead)]);
         assert_eq!(c.stats().dpd_sent, 3);
         assert_eq!(c.stats().keepalives_sent, 1); // at 20 s; DPDs count as tx after that
+    }
+
+    #[test]
+    fn nothing_is_sent_after_disconnect() {
+        // a timer or a late data packet must not put records after close_notify
+        let (mut c, _s) = connected();
+        assert!(c.next_deadline().is_some());
+        c.send_disconnect(0, 0xb0, "Client disconnected").unwrap();
+        while c.poll_transmit().is_some() {}
+        assert_eq!(c.next_deadline(), None);
+        c.handle_timeout(300 * S).unwrap();
+        assert_eq!(c.poll_transmit(), None);
+        assert!(matches!(
+            c.send_data(0, &[0x45; 40]),
+            Err(CstpError::Misuse(_))
+        ));
+        assert_eq!(c.poll_transmit(), None);
     }
 
     #[test]
