@@ -6,15 +6,15 @@ Theory of operation
 aggregate auth, protocol.md §2.3–§2.4, or the legacy form of §2.5), keeps the
 ``webvpn`` cookie, sends ``CONNECT /CSCOSSLC/tunnel`` with the profile's headers
 (§3.2), parses the answer once into :class:`TunnelParams` (§3.3) and switches the
-connection's Rust core to CSTP mode. A background task then runs the tunnel:
+connection's Rust core to CSTP mode. A background task then runs the tunnel, one task
+per CSTP connection (``_tunnel_loop``) that waits for input until the next deadline:
 
-* a reader task feeds socket bytes into the core and dispatches its events — DATA to
-  the virtual adapter, DISCONNECT/TERMINATE end the session (openconnect does not
-  reconnect after them, §4.3);
-* a timer task sleeps until the core's ``next_deadline()`` and calls
-  ``handle_timeout`` (§7.1 keepalive and DPD); ``peer-dead`` or a lost TLS connection
-  start a reconnect (the same task also serves the MTU policy's deadline, below: one
-  sleeping task per session, not two);
+* input: socket bytes go into the core and its events are dispatched — DATA to the
+  virtual adapter, DISCONNECT/TERMINATE end the session (openconnect does not reconnect
+  after them, §4.3);
+* timers: when the core's ``next_deadline()`` is due it calls ``handle_timeout`` (§7.1
+  keepalive and DPD); ``peer-dead`` or a lost TLS connection start a reconnect (the
+  same wait also serves the MTU policy's deadline, below);
 * reconnect (§7.4): new TCP + TLS + the same CONNECT with the same cookie and
   ``X-DTLS-Master-Secret`` plus ``X-CSTP-Address`` of the first session; retries after
   10, 20, … 100 s until ``--reconnect-timeout`` is spent; ``401`` ends the session
@@ -23,14 +23,14 @@ connection's Rust core to CSTP mode. A background task then runs the tunnel:
   connection is TLS 1.3, otherwise (rustls does not renegotiate TLS 1.2) the
   ``new-tunnel`` fallback openconnect also uses when an ssl rekey fails.
 
-* DTLS (§5, :mod:`tunnelswarm.client.dtls`): when CONNECT's answer offers it, a third
+* DTLS (§5, :mod:`tunnelswarm.client.dtls`): when CONNECT's answer offers it, a second
   task runs the DTLS channel of this CSTP connection; while DTLS is up, data goes over
   it and CSTP carries control only; DTLS trouble never ends the CSTP session by itself.
 * Behaviour comes from the profile (:mod:`tunnelswarm.config.profile`): the DTLS
   timers (``ClientOptions.dtls_handshake_timeout``/``dtls_attempt_period`` override
   them) and the MTU policy (:mod:`tunnelswarm.client.policy`). Every CONNECT answer and
   every DTLS up/down goes to the policy, whose :class:`ApplyMtu` sets the virtual
-  adapter's MTU; the timer task also sleeps until the policy's next deadline (or until
+  adapter's MTU; the tunnel loop also waits until the policy's next deadline (or until
   the policy is woken by a CONNECT or DTLS change) and asks it what that means. A
   :class:`Reconnect` (AnyConnect: DTLS not up by ``dtls_give_up`` and
   X-CSTP-MTU below the adapter MTU) logs the agent's lines at INFO ("Reconfigure reason
@@ -66,7 +66,7 @@ import socket
 import ssl
 import urllib.parse
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,11 +294,11 @@ class ClientSession:
         "_on_phase",
         "_on_sample",
         "_opener",
-        "_policy_wake",
         "_reconnect_cause",
         "_seed",
         "_stream",
         "_tunnel_up",
+        "_wait_scope",
         "adapter",
         "auth_log",
         "base_mtu",
@@ -414,7 +414,9 @@ class ClientSession:
         self._on_event = on_event
         self._on_phase = on_phase
         self._on_sample = on_sample
-        self._policy_wake = trio.Event()
+        #: the tunnel loop's current wait (input, or the next deadline), cut short when the
+        #: policy's deadline may have moved
+        self._wait_scope: trio.CancelScope | None = None
         self._reconnect_cause: str | None = None
 
     # ------------------------------------------------------------------ timeline, policy
@@ -497,9 +499,10 @@ class ClientSession:
             self._sample("dpd_rtt_cstp", trio.current_time() - sent)
 
     def _wake_policy(self) -> None:
-        """The policy's deadline may have moved: wake its timer task."""
-        self._policy_wake.set()
-        self._policy_wake = trio.Event()
+        """The policy's deadline may have moved: cut the tunnel loop's wait short (it reads
+        the deadlines afresh before every wait, so a wake outside a wait needs nothing)."""
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()
 
     # ------------------------------------------------------------------ connections
     async def _open_stream(self) -> TlsStream:
@@ -972,30 +975,33 @@ class ClientSession:
                     return "rekey", f"rekey ({p.rekey_method})"
         return None
 
-    async def _read_loop(self, stream: TlsStream) -> tuple[str, str]:
-        """Socket → core → events, until a reason to leave this connection."""
-        while await stream.receive():
-            if (r := self._dispatch(stream.conn.poll_events())) is not None:
-                return r
-        self._dispatch(stream.conn.poll_events())
-        return "transport", "TLS connection closed by the headend"
+    async def _tunnel_loop(self, stream: TlsStream) -> tuple[str, str]:
+        """One CSTP connection's single task, until a reason to leave it: wait for input
+        until the earlier of the core's deadline and the MTU policy's (or until the policy
+        is woken); act on what the input brought; when the core's deadline is due run its
+        timers (keepalive, DPD, rekey) and act on what they say; then ask the policy what
+        the time means and act on its decision (module docstring).
 
-    async def _timer_loop(self, stream: TlsStream) -> tuple[str, str]:
-        """The tunnel's timers, in one task: sleep until the earlier of the core's deadline
-        and the MTU policy's (or until the policy is woken); when the core's is due run
-        its timers (keepalive, DPD, rekey) and act on what they say; then ask the policy
-        what the time means and act on its decision (module docstring)."""
+        A wait cut short loses nothing: the streams give up no bytes to a cancelled
+        receive, events decoded before the cut stay queued in the core, and anything the
+        cut kept from being sent goes with the flush after every wait."""
         conn = stream.conn
         while True:
-            wake = self._policy_wake
             core = conn.next_deadline()
             policy = self.mtu_policy.next_deadline()
             at = min(
                 math.inf if core is None else core / 1_000_000,
                 math.inf if policy is None else policy,
             )
-            with trio.move_on_at(at):
-                await wake.wait()
+            with trio.move_on_at(at) as wait:
+                self._wait_scope = wait
+                await stream.receive()
+            self._wait_scope = None
+            await stream.flush()
+            if (r := self._dispatch(conn.poll_events())) is not None:
+                return r
+            if stream.eof:
+                return "transport", "TLS connection closed by the headend"
             if core is not None and now_us() >= core:
                 if self._on_sample is None:
                     conn.handle_timeout(now_us())
@@ -1029,9 +1035,9 @@ class ClientSession:
         why: list[tuple[str, str]] = []
         terminal: list[TunnelswarmError] = []
 
-        async def guarded(loop: Callable[[TlsStream], Awaitable[tuple[str, str]]]) -> None:
+        async def guarded() -> None:
             try:
-                reason = await loop(stream)
+                reason = await self._tunnel_loop(stream)
             except (ConnectionLost, TlsError) as e:
                 reason = "transport", str(e)
                 # frames decoded before the loss still count (DISCONNECT, then close)
@@ -1047,8 +1053,7 @@ class ClientSession:
             nursery.cancel_scope.cancel()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(guarded, self._read_loop)
-            nursery.start_soon(guarded, self._timer_loop)
+            nursery.start_soon(guarded)
             if self.dtls is not None:
                 nursery.start_soon(self.dtls.run)
         self._retire_dtls()

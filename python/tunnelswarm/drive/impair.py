@@ -172,6 +172,8 @@ class _ImpairedStream(trio.abc.Stream):
         self.inner = inner
         self.imp = imp
         self._reset = False
+        #: bytes read but not yet handed on (a receive cancelled at the gate)
+        self._held = b""
         imp.register(self)
 
     def reset(self) -> bool:
@@ -206,11 +208,22 @@ class _ImpairedStream(trio.abc.Stream):
         await self.inner.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """The next bytes once the gate lets them through. A receive cancelled at the gate
+        keeps what it read for the next one (a TLS stream must not lose bytes)."""
         self._check()
-        data = await self.inner.receive_some(max_bytes)
-        self._check()
+        if not self._held:
+            data = await self.inner.receive_some(max_bytes)
+            self._check()
+            if not data:
+                await self.imp.stream_gate()
+                return data
+            self._held = bytes(data)
         await self.imp.stream_gate()
-        return data
+        self._check()
+        held = self._held
+        n = len(held) if max_bytes is None else max_bytes
+        out, self._held = held[:n], held[n:]
+        return out
 
     async def aclose(self) -> None:
         await self.inner.aclose()
