@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -53,15 +54,31 @@ class RayCluster:
     procs: list[subprocess.Popen[bytes]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free_port(span: int = 1) -> int:
+    """A free TCP port (the first of ``span``) below the kernel's ephemeral range: a port
+    the kernel handed out for binding to 0 could be taken by any outgoing connection
+    before Ray binds it (the GCS once failed so, "Address already in use", under load)."""
+    top = _ephemeral_low() - span
+    for _ in range(500):
+        port = random.randrange(10_000, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def _node_ports() -> list[str]:
-    base = _free_port()
-    low = 20000 + (base * 7) % 30000
+    low = _free_port(span=61)
     return [
         *("--node-manager-port", str(_free_port())),
         *("--object-manager-port", str(_free_port())),
