@@ -15,7 +15,7 @@ from typing import Protocol
 
 import trio
 
-from tunnelswarm.drive.stream import TryFirst
+from tunnelswarm.drive.stream import TryFirst, ip_family
 
 __all__ = [
     "DatagramChannel",
@@ -45,25 +45,18 @@ class UdpChannel:
 
     def __init__(self, sock: socket.socket) -> None:
         self._io = TryFirst(sock)
-        self._sock = sock
 
     async def send(self, datagram: bytes) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                self._sock.send(datagram)
-                break
-            except BlockingIOError:
-                await self._io.wait_writable()
-        await self._io.fair()
+        await self._io.send_all(datagram)
 
     async def recv(self) -> bytes:
         return await self._io.recv(DATAGRAM_MAX)
 
     def close(self) -> None:
-        if self._sock.fileno() >= 0:
-            trio.lowlevel.notify_closing(self._sock)
-        self._sock.close()
+        sock = self._io.socket
+        if sock.fileno() >= 0:
+            trio.lowlevel.notify_closing(sock)
+        sock.close()
 
 
 async def udp_opener(host: str, port: int) -> DatagramChannel:
@@ -84,15 +77,15 @@ def bound_udp_opener(local_address: str) -> DatagramOpener:
 async def _open_udp(host: str, port: int, local_address: str | None) -> DatagramChannel:
     """A UDP socket connected to an IP address (a name is resolved by Trio first)."""
     await trio.lowlevel.checkpoint_if_cancelled()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if not _is_ip(family, host):
+    family = ip_family(host)
+    if family is None:  # a name
+        family = socket.AF_INET
         infos = await trio.socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)
         if not infos:
             raise OSError(f"cannot resolve {host}")
         host = str(infos[0][4][0])
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        sock.setblocking(False)
         if local_address is not None:
             sock.bind((local_address, 0))
         sock.connect((host, port))  # UDP: no packet, never blocks
@@ -100,14 +93,6 @@ async def _open_udp(host: str, port: int, local_address: str | None) -> Datagram
         sock.close()
         raise
     return UdpChannel(sock)
-
-
-def _is_ip(family: int, host: str) -> bool:
-    try:
-        socket.inet_pton(family, host)
-    except OSError:
-        return False
-    return True
 
 
 class _BlackHole:

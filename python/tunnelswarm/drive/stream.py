@@ -28,6 +28,7 @@ __all__ = [
     "TlsStream",
     "TryFirst",
     "bound_tcp_opener",
+    "ip_family",
     "now_us",
     "tcp_opener",
     "wall_time",
@@ -61,7 +62,7 @@ def bound_tcp_opener(local_address: str) -> Opener:
 
 
 async def _open_tcp(host: str, port: int, local_address: str | None) -> trio.abc.Stream:
-    family = _ip_family(host)
+    family = ip_family(host)
     if family is None:
         return await trio.open_tcp_stream(host, port, local_address=local_address)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -96,7 +97,7 @@ async def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
         raise OSError(err, f"Error connecting to {address}: {os.strerror(err)}")
 
 
-def _ip_family(host: str) -> int | None:
+def ip_family(host: str) -> int | None:
     """``AF_INET``/``AF_INET6`` for an IP address literal, else None (a name)."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -133,9 +134,21 @@ class TryFirst:
             self._run = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def wait_writable(self) -> None:
-        self._run = 0
-        await trio.lowlevel.wait_writable(self.socket)
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data`` (a stream's bytes, or one datagram, which the kernel takes
+        whole or not at all), waiting for room only when there is none (OSError as the
+        socket raises it)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        with memoryview(data) as view:
+            sent = 0
+            while True:
+                with contextlib.suppress(BlockingIOError):
+                    sent += self.socket.send(view[sent:])
+                if sent >= len(view):
+                    break
+                self._run = 0
+                await trio.lowlevel.wait_writable(self.socket)
+        await self.fair()
 
     async def recv(self, size: int) -> bytes:
         """One ``recv`` (OSError as the socket raises it)."""
@@ -180,13 +193,12 @@ class DirectSocketStream(trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError(f"socket send failed: {e}") from e
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        with memoryview(data) as view:
-            sent = self.try_send(view)
-            while sent < len(view):
-                await self._io.wait_writable()
-                sent += self.try_send(view[sent:])
-        await self._io.fair()
+        if self._closed:
+            raise trio.ClosedResourceError("the stream was closed")
+        try:
+            await self._io.send_all(data)
+        except OSError as e:
+            raise trio.BrokenResourceError(f"socket send failed: {e}") from e
 
     async def wait_send_all_might_not_block(self) -> None:
         await trio.lowlevel.wait_writable(self.socket)
